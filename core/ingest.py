@@ -1,0 +1,250 @@
+"""Ingest: sources -> items -> batched encoding per retriever (through the cache) -> upsert.
+
+Incremental by item id and content hash, resumable after a crash: each batch is durable once
+upserted, and a re-run skips what is already stored with the same hash.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .cache import EmbeddingCache
+from .components import HASH_KEY, ID_KEY, RESERVED_PAYLOAD_KEYS, PointBatch
+from .errors import IngestError, ItemError
+from .types import Item, Media, Row, from_rows, rows_of
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+ProgressFn = Callable[[str, int, int | None], None]
+"""progress(stage, done, total): called as work advances; total is None when unknown."""
+
+
+@dataclass
+class IngestReport:
+    """What an ingest run did."""
+
+    loaded: int = 0
+    unchanged: int = 0
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    errors: list[str] = field(default_factory=list)
+    encoded: dict[str, int] = field(default_factory=dict)
+    cache_hits: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def items_per_second(self) -> float:
+        total = sum(self.seconds.values())
+        return (self.added + self.updated) / total if total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["items_per_second"] = round(self.items_per_second, 2)
+        return d
+
+
+def load_sources(engine: Engine, report: IngestReport, progress: ProgressFn) -> list[Item]:
+    recipe = engine.recipe
+    if not recipe.sources:
+        raise IngestError(
+            f"{recipe.source}: the recipe has no `sources`, so there is nothing to ingest. Add a "
+            f"source (e.g. `sources: [{{use: text-files, path: docs/}}]`) or call engine.ingest_items(items)."
+        )
+    items: list[Item] = []
+    for loader in recipe.sources:
+        for entry in loader.load():
+            if isinstance(entry, ItemError):
+                report.errors.append(str(entry))
+            else:
+                items.append(entry)
+            if len(items) % 256 == 0:
+                progress("load", len(items), None)
+    progress("load", len(items), len(items))
+    return items
+
+
+def ingest_items(
+    engine: Engine,
+    items: Iterable[Item],
+    report: IngestReport,
+    progress: ProgressFn,
+    delete_missing: bool,
+) -> IngestReport:
+    """Bring the store in line with `items` (and, with `delete_missing`, only them)."""
+    t0 = time.perf_counter()
+    unique: dict[str, Item] = {}
+    for item in items:
+        problem = _item_problem(item, unique)
+        if problem:
+            report.errors.append(problem)
+        else:
+            unique[item.id] = item
+    report.loaded = len(unique)
+    if not unique:
+        detail = ("; ".join(report.errors[:5]) + (" ..." if len(report.errors) > 5 else "")) if report.errors else ""
+        raise IngestError(
+            f"{engine.recipe.source}: empty corpus: the sources produced no items"
+            + (f" (skipped: {detail})" if detail else "")
+            + ". Check the source paths and globs; nothing in the index was changed."
+        )
+
+    engine.open()
+    store = engine.store
+    stored = store.manifest()
+    hashes: dict[str, str] = {}
+    todo: list[Item] = []
+    for item_id, item in unique.items():
+        try:
+            h = item.content_hash()
+        except OSError as exc:
+            report.errors.append(f"{item.source or item_id}: cannot read: {exc}")
+            continue
+        hashes[item_id] = h
+        if stored.get(item_id) == h:
+            report.unchanged += 1
+        else:
+            todo.append(item)
+    report.seconds["load"] = report.seconds.get("load", 0.0) + time.perf_counter() - t0
+
+    cache = engine.cache if engine.recipe.spec.ingest.cache else None
+    batch_size = engine.recipe.spec.ingest.batch_size
+    done = 0
+    progress("encode", 0, len(todo))
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        _ingest_batch(engine, batch, [hashes[i.id] for i in batch], stored, cache, report)
+        done += len(batch)
+        progress("encode", done, len(todo))
+
+    if delete_missing:
+        t = time.perf_counter()
+        gone = [i for i in stored if i not in unique]
+        if gone:
+            store.delete(gone)
+        report.deleted = len(gone)
+        report.seconds["delete"] = time.perf_counter() - t
+    engine.record_payload_keys(_payload_keys(unique.values()))
+    return report
+
+
+def _item_problem(item: Item, seen: dict[str, Item]) -> str | None:
+    if item.id in seen:
+        return f"{item.source or item.id}: duplicate item id {item.id!r} (also from {seen[item.id].source}); kept the first"
+    clash = RESERVED_PAYLOAD_KEYS.intersection(item.metadata)
+    if clash:
+        return f"{item.source or item.id}: metadata uses reserved key(s) {sorted(clash)}; rename them"
+    return None
+
+
+def _payload_keys(items: Iterable[Item]) -> set[str]:
+    keys: set[str] = set(RESERVED_PAYLOAD_KEYS)
+    for item in items:
+        keys.update(item.metadata)
+    return keys
+
+
+def payload_of(item: Item, content_hash: str) -> dict[str, Any]:
+    """What the store keeps next to an item's vectors."""
+    payload: dict[str, Any] = {ID_KEY: item.id, HASH_KEY: content_hash, "modality": item.modality.value}
+    if isinstance(item.content, str):
+        payload["text"] = item.content
+    elif isinstance(item.content, Media) and item.content.path is not None:
+        payload["path"] = str(item.content.path)
+    if item.parent_id is not None:
+        payload["parent_id"] = item.parent_id
+    if item.span is not None:
+        payload["span"] = item.span.to_payload()
+    if item.source is not None:
+        payload["source"] = item.source
+    payload.update(item.metadata)
+    return payload
+
+
+def _ingest_batch(
+    engine: Engine,
+    batch: Sequence[Item],
+    hashes: Sequence[str],
+    stored: dict[str, str],
+    cache: EmbeddingCache | None,
+    report: IngestReport,
+) -> None:
+    rows: dict[str, dict[int, Row]] = {}
+    bad: set[int] = set()
+    for name, retriever in engine.recipe.retrievers.items():
+        encoder = retriever.encoder
+        t = time.perf_counter()
+        positions = [i for i, it in enumerate(batch) if encoder.accepts(it.modality, "document")]
+        fp = engine.fingerprint(name)
+        got: dict[int, Row] = {}
+        if cache is not None and positions:
+            cached = cache.get(fp, [hashes[i] for i in positions], encoder.output)
+            got = {positions[j]: row for j, row in cached.items()}
+        missing = [i for i in positions if i not in got]
+        report.cache_hits[name] = report.cache_hits.get(name, 0) + len(got)
+        fresh, failed = _encode(encoder, [batch[i] for i in missing])
+        for j, problem in failed.items():
+            bad.add(missing[j])
+            report.errors.append(problem)
+        encoded_pos = [missing[j] for j in range(len(missing)) if j not in failed]
+        got.update(zip(encoded_pos, fresh, strict=True))
+        report.encoded[name] = report.encoded.get(name, 0) + len(fresh)
+        if cache is not None and fresh:
+            cache.put(fp, [hashes[i] for i in encoded_pos], from_rows(encoder.output, fresh))
+        rows[name] = got
+        report.seconds[f"encode:{name}"] = report.seconds.get(f"encode:{name}", 0.0) + time.perf_counter() - t
+
+    t = time.perf_counter()
+    groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for i, item in enumerate(batch):
+        if i in bad:
+            continue
+        signature = tuple(name for name in rows if i in rows[name])
+        if not signature:
+            report.errors.append(
+                f"{item.source or item.id}: no retriever embeds {item.modality.value} documents; item skipped"
+            )
+            continue
+        groups[signature].append(i)
+    for signature, positions in groups.items():
+        vectors = {
+            name: from_rows(engine.recipe.retrievers[name].encoder.output, [rows[name][i] for i in positions])
+            for name in signature
+        }
+        payloads = [payload_of(batch[i], hashes[i]) for i in positions]
+        engine.store.upsert(PointBatch([batch[i].id for i in positions], vectors, payloads))
+        for i in positions:
+            if batch[i].id in stored:
+                report.updated += 1
+            else:
+                report.added += 1
+    report.seconds["upsert"] = report.seconds.get("upsert", 0.0) + time.perf_counter() - t
+
+
+def _encode(encoder: Any, items: Sequence[Item]) -> tuple[list[Row], dict[int, str]]:
+    """Encode items grouped by modality; isolate items that fail so the rest go on."""
+    if not items:
+        return [], {}
+    by_modality: dict[Any, list[int]] = defaultdict(list)
+    for i, item in enumerate(items):
+        by_modality[item.modality].append(i)
+    out: dict[int, Row] = {}
+    failed: dict[int, str] = {}
+    for modality, positions in by_modality.items():
+        contents = [items[i].content for i in positions]
+        try:
+            vectors = encoder.encode_batch(contents, modality, "document")
+            out.update(zip(positions, rows_of(vectors), strict=True))
+        except ItemError:
+            for i in positions:  # find the bad ones; the good ones are encoded one by one
+                try:
+                    out[i] = rows_of(encoder.encode_batch([items[i].content], modality, "document"))[0]
+                except ItemError as exc:
+                    failed[i] = f"{items[i].source or items[i].id}: {exc.message}"
+    order = [i for i in range(len(items)) if i not in failed]
+    return [out[i] for i in order], failed

@@ -1,0 +1,185 @@
+"""Plugin discovery and the component registry: one `Registry` per engine, no module globals."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .components import Component
+from .errors import DuplicateComponentError, PluginError, UnknownComponentError
+
+ENTRY_POINT_GROUP = "prismrag"
+ALLOW_ENV = "PRISMRAG_PLUGINS"
+"""Comma-separated entry point names: when set, only these (plus the essential ones) load."""
+BLOCK_ENV = "PRISMRAG_BLOCK_PLUGINS"
+"""Comma-separated entry point names that must not load."""
+ESSENTIAL = frozenset({"indexes", "fusions", "loaders", "qdrant-edge"})
+"""Built-ins without which no recipe runs; the allow and block lists do not apply to them."""
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """A registered component and where it came from."""
+
+    kind: str
+    name: str
+    cls: type[Component]
+    plugin: str
+    distribution: str | None
+    version: str | None
+
+    def describe(self) -> dict[str, Any]:
+        data = self.cls.describe()
+        data.update(plugin=self.plugin, distribution=self.distribution, version=self.version)
+        return data
+
+
+@dataclass(frozen=True)
+class PluginLoadError:
+    plugin: str
+    distribution: str | None
+    error: str
+
+
+def _env_list(name: str) -> set[str]:
+    return {p.strip() for p in os.environ.get(name, "").split(",") if p.strip()}
+
+
+class Registry:
+    """Discovers plugins through entry points (lazily) and answers lookups by kind and name.
+
+    Tests and embedding applications add plugin objects with `add_plugin`.
+    """
+
+    def __init__(self, *, entry_points: bool = True, plugins: Iterable[tuple[str, object]] = ()):
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self._use_entry_points = entry_points
+        self._loaded = False
+        self._components: dict[str, dict[str, ComponentInfo]] = {k: {} for k in hookspecs.REGISTRATION_HOOKS}
+        self._dist: dict[str, tuple[str | None, str | None]] = {}
+        self.load_errors: list[PluginLoadError] = []
+        self._pending = list(plugins)
+
+    # ------------------------------------------------------------------ loading
+
+    def add_plugin(self, plugin: object, name: str | None = None) -> None:
+        """Register a plugin object (a module or any object with hookimpls)."""
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        if self._loaded:
+            self._register_plugin(plugin, name, None, None)
+            self._collect([name])
+        else:
+            self._pending.append((name, plugin))
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        names: list[str] = []
+        if self._use_entry_points:
+            names += self._load_entry_points()
+        for name, plugin in self._pending:
+            self._register_plugin(plugin, name, None, None)
+            names.append(name)
+        self._pending.clear()
+        self._pm.check_pending()
+        self._collect(names)
+
+    def _load_entry_points(self) -> list[str]:
+        allow, block = _env_list(ALLOW_ENV), _env_list(BLOCK_ENV)
+        loaded: list[str] = []
+        for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+            essential = ep.name in ESSENTIAL and (ep.dist is None or ep.dist.name == "prismrag")
+            if not essential and ((allow and ep.name not in allow) or ep.name in block):
+                continue
+            dist = ep.dist.name if ep.dist else None
+            version = ep.dist.version if ep.dist else None
+            if self._pm.has_plugin(ep.name):
+                self.load_errors.append(
+                    PluginLoadError(ep.name, dist, f"entry point name {ep.name!r} is already taken by another plugin")
+                )
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken plugin is reported, never fatal for the others
+                self.load_errors.append(PluginLoadError(ep.name, dist, f"{type(exc).__name__}: {exc}"))
+                continue
+            self._register_plugin(plugin, ep.name, dist, version)
+            loaded.append(ep.name)
+        return loaded
+
+    def _register_plugin(self, plugin: object, name: str, dist: str | None, version: str | None) -> None:
+        try:
+            self._pm.register(plugin, name=name)
+        except ValueError as exc:
+            raise PluginError(f"plugin {name!r} could not be registered: {exc}") from exc
+        self._dist[name] = (dist, version)
+
+    def _collect(self, plugin_names: Iterable[str]) -> None:
+        wanted = set(plugin_names)
+        for kind, hook_name in hookspecs.REGISTRATION_HOOKS.items():
+            caller = getattr(self._pm.hook, hook_name)
+            for impl in caller.get_hookimpls():
+                if impl.plugin_name not in wanted:
+                    continue
+                impl.function(register=self._registrar(kind, impl.plugin_name))
+
+    def _registrar(self, kind: str, plugin: str):
+        base = {
+            "encoder": "Encoder", "index": "Index", "store": "Store",
+            "fusion": "Fusion", "reranker": "Reranker", "loader": "Loader",
+        }[kind]
+
+        def register(cls: type[Component]) -> None:
+            if not isinstance(cls, type) or cls.kind != kind or not hasattr(cls, "name"):
+                raise PluginError(
+                    f"plugin {plugin!r} registered {cls!r} as a {kind}, but it is not a subclass of "
+                    f"prismrag.{base} with a `name`"
+                )
+            known = self._components[kind]
+            if cls.name in known and known[cls.name].cls is not cls:
+                raise DuplicateComponentError(kind, cls.name, known[cls.name].plugin, plugin)
+            dist, version = self._dist.get(plugin, (None, None))
+            known[cls.name] = ComponentInfo(kind, cls.name, cls, plugin, dist, version)
+
+        return register
+
+    # ------------------------------------------------------------------ lookups
+
+    def components(self, kind: str) -> dict[str, ComponentInfo]:
+        self._ensure_loaded()
+        return dict(self._components[kind])
+
+    def all_components(self) -> list[ComponentInfo]:
+        self._ensure_loaded()
+        return [info for kind in self._components.values() for info in kind.values()]
+
+    def get(self, kind: str, name: str, where: str = "") -> type[Component]:
+        """The component class registered as `name`, or an error listing the known ones."""
+        self._ensure_loaded()
+        known = self._components[kind]
+        if name not in known:
+            hint = {n: i.plugin for n, i in known.items()}
+            err = UnknownComponentError(kind, name, hint, where)
+            broken = [e for e in self.load_errors]
+            if broken:
+                err.args = (err.args[0] + " Plugins that failed to load: "
+                            + "; ".join(f"{e.plugin}: {e.error}" for e in broken),)
+            raise err
+        return known[name].cls
+
+    def resolve_model(self, name: str) -> str | None:
+        """Ask the plugins for a local path of model `name`."""
+        self._ensure_loaded()
+        return self._pm.hook.resolve_model(name=name)
+
+    def plugin_names(self) -> list[str]:
+        self._ensure_loaded()
+        return [name for name, _ in self._pm.list_name_plugin()]

@@ -1,0 +1,291 @@
+"""Value types: items, vector batches, queries and hits with provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+
+class Modality(str, Enum):
+    """What an item or a query is made of."""
+
+    TEXT = "text"
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+    SHAPE = "shape"
+
+
+VectorKind = Literal["dense", "sparse", "multi"]
+Distance = Literal["cosine", "dot", "euclid", "manhattan"]
+Role = Literal["document", "query"]
+
+_EXTENSIONS: dict[Modality, frozenset[str]] = {
+    Modality.TEXT: frozenset({".txt", ".md", ".markdown", ".rst"}),
+    Modality.IMAGE: frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}),
+    Modality.AUDIO: frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a"}),
+    Modality.VIDEO: frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi"}),
+    Modality.SHAPE: frozenset({".npy", ".ply", ".obj", ".off", ".stl", ".glb", ".pcd"}),
+}
+
+
+def modality_of_path(path: str | Path) -> Modality | None:
+    """The modality a file's extension implies, or None when it implies none."""
+    suffix = Path(path).suffix.lower()
+    for modality, suffixes in _EXTENSIONS.items():
+        if suffix in suffixes:
+            return modality
+    mime, _ = mimetypes.guess_type(str(path))
+    if mime:
+        head = mime.split("/", 1)[0]
+        return {"image": Modality.IMAGE, "audio": Modality.AUDIO, "video": Modality.VIDEO}.get(head)
+    return None
+
+
+@dataclass(frozen=True)
+class Media:
+    """Non-text content: a path (loaded lazily) or bytes already in memory."""
+
+    path: Path | None = None
+    data: bytes | None = None
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        if self.path is None:
+            raise ValueError("Media has neither a path nor bytes")
+        return self.path.read_bytes()
+
+
+Content = str | Media
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a chunk sits in its parent: a character range, a page, or a time range in seconds."""
+
+    start: int | None = None
+    end: int | None = None
+    page: int | None = None
+    t_start: float | None = None
+    t_end: float | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One retrievable unit. `id` is stable across runs and never the text itself."""
+
+    id: str
+    modality: Modality
+    content: Content
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    parent_id: str | None = None
+    span: Span | None = None
+    source: str | None = None
+    """Where it came from (a file path or a record locator), for reports and deletes."""
+
+    @property
+    def text(self) -> str | None:
+        return self.content if isinstance(self.content, str) else None
+
+    def content_hash(self) -> str:
+        """A digest of the content and metadata: it changes exactly when re-encoding may be needed."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(self.modality.value.encode())
+        if isinstance(self.content, str):
+            h.update(b"t")
+            h.update(self.content.encode("utf-8", "surrogatepass"))
+        else:
+            h.update(b"m")
+            h.update(self.content.read())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class SparseBatch:
+    """A batch of sparse vectors in CSR layout: row i is indices[indptr[i]:indptr[i+1]]."""
+
+    indptr: np.ndarray  # int64 [n + 1]
+    indices: np.ndarray  # int64 [nnz]; uint32 range
+    values: np.ndarray  # float32 [nnz]
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.indptr[i], self.indptr[i + 1]
+        return self.indices[a:b], self.values[a:b]
+
+    def rows(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for i in range(len(self)):
+            yield self.row(i)
+
+    def take(self, positions: Sequence[int]) -> SparseBatch:
+        return SparseBatch.from_rows([self.row(i) for i in positions])
+
+    @staticmethod
+    def from_rows(rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> SparseBatch:
+        lengths = np.fromiter((len(r[0]) for r in rows), dtype=np.int64, count=len(rows))
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        if rows:
+            indices = np.concatenate([np.asarray(r[0], dtype=np.int64) for r in rows])
+            values = np.concatenate([np.asarray(r[1], dtype=np.float32) for r in rows])
+        else:
+            indices, values = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return SparseBatch(indptr, indices, values)
+
+
+@dataclass(frozen=True)
+class MultiBatch:
+    """A batch of multi-vectors: one float32 [n_i, d] matrix per item."""
+
+    matrices: Sequence[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.matrices)
+
+    def take(self, positions: Sequence[int]) -> MultiBatch:
+        return MultiBatch([self.matrices[i] for i in positions])
+
+
+Vectors = np.ndarray | SparseBatch | MultiBatch
+"""What an encoder returns for a batch: dense float32 [n, d], sparse CSR, or multi-vectors."""
+
+
+Row = np.ndarray | tuple[np.ndarray, np.ndarray]
+"""One vector: dense float32 [d], sparse (indices, values), or multi float32 [n, d]."""
+
+
+def rows_of(vectors: Vectors) -> list[Row]:
+    """Split a batch into rows."""
+    if isinstance(vectors, np.ndarray):
+        return list(vectors)
+    if isinstance(vectors, SparseBatch):
+        return list(vectors.rows())
+    return list(vectors.matrices)
+
+
+def from_rows(kind: VectorKind, rows: Sequence[Row], dimension: int | None = None) -> Vectors:
+    """Join rows into a batch of `kind`."""
+    if kind == "dense":
+        if not rows:
+            return np.zeros((0, dimension or 0), np.float32)
+        return np.stack(rows).astype(np.float32, copy=False)  # type: ignore[arg-type]
+    if kind == "sparse":
+        return SparseBatch.from_rows(rows)  # type: ignore[arg-type]
+    return MultiBatch(list(rows))  # type: ignore[arg-type]
+
+
+def take_rows(vectors: Vectors, positions: Sequence[int]) -> Vectors:
+    """Select rows of any vector batch."""
+    if isinstance(vectors, np.ndarray):
+        return vectors[np.asarray(positions, dtype=np.int64)]
+    return vectors.take(positions)
+
+
+def batch_len(vectors: Vectors) -> int:
+    return vectors.shape[0] if isinstance(vectors, np.ndarray) else len(vectors)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A search query: text, or media of another modality."""
+
+    modality: Modality
+    content: Content
+
+    @staticmethod
+    def text(text: str) -> Query:
+        return Query(Modality.TEXT, text)
+
+    @property
+    def text_value(self) -> str | None:
+        return self.content if isinstance(self.content, str) else None
+
+
+@dataclass(frozen=True)
+class ScoredId:
+    """One entry of a retriever's ranked list."""
+
+    id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class RetrieverTrace:
+    """A hit's place in one retriever's list."""
+
+    rank: int  # 1-based
+    score: float
+
+
+@dataclass(frozen=True)
+class RerankTrace:
+    """What one rerank stage did to a hit."""
+
+    stage: str
+    score: float
+    rank_before: int
+    rank_after: int
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Why a hit ranked where it did."""
+
+    retrievers: Mapping[str, RetrieverTrace] = field(default_factory=dict)
+    fusion: str | None = None
+    contributions: Mapping[str, float] = field(default_factory=dict)
+    fused_score: float | None = None
+    rerank: Sequence[RerankTrace] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "retrievers": {k: {"rank": v.rank, "score": v.score} for k, v in self.retrievers.items()},
+            "fusion": (
+                {"name": self.fusion, "score": self.fused_score, "contributions": dict(self.contributions)}
+                if self.fusion
+                else None
+            ),
+            "rerank": [
+                {"stage": r.stage, "score": r.score, "rank_before": r.rank_before, "rank_after": r.rank_after}
+                for r in self.rerank
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result. `payload` holds the item's stored fields (text, path, metadata)."""
+
+    id: str
+    score: float
+    rank: int
+    modality: Modality
+    payload: Mapping[str, Any]
+    provenance: Provenance
+
+    @property
+    def text(self) -> str | None:
+        return self.payload.get("text")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "score": self.score,
+            "rank": self.rank,
+            "modality": self.modality.value,
+            "payload": dict(self.payload),
+            "provenance": self.provenance.to_dict(),
+        }

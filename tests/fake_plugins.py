@@ -1,0 +1,72 @@
+"""Tiny deterministic plugins for tests: no models, no torch."""
+
+from __future__ import annotations
+
+import re
+import threading
+import zlib
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+from prismrag import Encoder, Modality, Params, hookimpl
+from prismrag.types import Content, Media, Role
+
+_WORD = re.compile(r"\w+")
+
+
+class HashParams(Params):
+    dimension: int = 64
+    salt: str = ""
+
+
+class HashEncoder(Encoder):
+    """Bag of hashed words (and of bytes for media), L2-normalized. Counts what it encodes."""
+
+    name = "hash"
+    Params = HashParams
+    description = "test encoder: hashed bag of words"
+    document_modalities = frozenset({Modality.TEXT, Modality.IMAGE})
+    query_modalities = frozenset({Modality.TEXT, Modality.IMAGE})
+    calls: ClassVar[list[int]] = []
+    _lock = threading.Lock()
+
+    def encode(self, contents: Sequence[Content], modality: Modality, role: Role) -> np.ndarray:
+        with self._lock:
+            type(self).calls.append(len(contents))
+        dim = self.params.dimension
+        out = np.zeros((len(contents), dim), np.float32)
+        for i, content in enumerate(contents):
+            tokens = _WORD.findall(content.lower()) if isinstance(content, str) else _chunks(content)
+            for tok in tokens:
+                out[i, zlib.crc32((self.params.salt + tok).encode()) % dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    def dimension(self) -> int:
+        return self.params.dimension
+
+    @classmethod
+    def encoded(cls) -> int:
+        return sum(cls.calls)
+
+
+def _chunks(media: Media) -> list[str]:
+    data = media.read()
+    return [data[i : i + 8].hex() for i in range(0, min(len(data), 4096), 8)]
+
+
+class TestPlugin:
+    """Registers the fake components."""
+
+    @hookimpl
+    def register_encoders(self, register):
+        register(HashEncoder)
+
+
+def make_registry():
+    from prismrag import Registry
+
+    registry = Registry()
+    registry.add_plugin(TestPlugin(), name="tests")
+    return registry
