@@ -101,14 +101,22 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
         try:
             data = yaml.safe_load(text)
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-            raise RecipeError(str(path), [("", f"invalid YAML: {where}{exc.problem or exc}")]) from exc
+            raise RecipeError(str(path), [("", f"invalid YAML: {_yaml_message(exc)}")]) from exc
         except yaml.YAMLError as exc:
             raise RecipeError(str(path), [("", f"invalid YAML: {exc}")]) from exc
     if not isinstance(data, dict):
         raise RecipeError(str(path), [("", "a recipe must be a mapping with at least `name` and `retrievers`")])
     return data
+
+
+def _yaml_message(exc: Any) -> str:
+    def at(mark: Any) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    msg = f"{at(exc.problem_mark)}: {exc.problem}" if exc.problem_mark else str(exc.problem or exc)
+    if exc.context and exc.context_mark:
+        msg += f" ({exc.context} at {at(exc.context_mark)})"
+    return msg
 
 
 def resolve_env(data: Any, path: str = "") -> tuple[Any, list[tuple[str, str]]]:

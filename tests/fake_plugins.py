@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import zlib
 from collections.abc import Sequence
 from typing import ClassVar
@@ -18,6 +19,8 @@ _WORD = re.compile(r"\w+")
 class HashParams(Params):
     dimension: int = 64
     salt: str = ""
+    delay: float = 0.0
+    """Seconds to sleep per encode call, to make ingestion slow enough to interrupt."""
 
 
 class HashEncoder(Encoder):
@@ -28,12 +31,15 @@ class HashEncoder(Encoder):
     description = "test encoder: hashed bag of words"
     document_modalities = frozenset({Modality.TEXT, Modality.IMAGE})
     query_modalities = frozenset({Modality.TEXT, Modality.IMAGE})
+    fingerprint_excludes = Encoder.fingerprint_excludes | {"delay"}
     calls: ClassVar[list[int]] = []
     _lock = threading.Lock()
 
     def encode(self, contents: Sequence[Content], modality: Modality, role: Role) -> np.ndarray:
         with self._lock:
             type(self).calls.append(len(contents))
+        if self.params.delay:
+            time.sleep(self.params.delay)
         dim = self.params.dimension
         out = np.zeros((len(contents), dim), np.float32)
         for i, content in enumerate(contents):
