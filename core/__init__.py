@@ -29,6 +29,7 @@ from .components import (
     VectorField,
 )
 from .errors import (
+    Cancelled,
     IndexMismatchError,
     IngestError,
     ItemError,
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "Candidate", "Component", "Condition", "Context", "Encoder", "Engine", "Filter", "FusedEntry",
+    "Cancelled", "Candidate", "Component", "Condition", "Context", "Encoder", "Engine", "Filter", "FusedEntry",
     "Fusion", "Hit", "Index", "IndexMismatchError", "IngestError", "Item", "ItemError", "Loader",
     "Media", "MissingDependencyError", "Modality", "ModelNotAvailableError", "MultiBatch", "Params",
     "PluginError", "PointBatch", "PrismError", "Provenance", "Query", "QueryError", "RecipeError",

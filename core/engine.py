@@ -168,9 +168,16 @@ class Engine:
         filter: Mapping[str, Any] | Filter | None = None,
         weights: Mapping[str, float] | None = None,
         modality: Modality | str | None = None,
+        exact: bool | None = None,
     ) -> list[Hit]:
-        """Search with text, a file path, bytes (with `modality`) or a `Query`; best first."""
-        return self.search_detailed(query, top_k=top_k, filter=filter, weights=weights, modality=modality).hits
+        """Search with text, a file path, bytes (with `modality`) or a `Query`; best first.
+
+        `weights` overrides the fusion's per-retriever weights for this query; `exact` forces
+        (True) or forbids (False) brute-force search instead of each index's own setting.
+        """
+        return self.search_detailed(
+            query, top_k=top_k, filter=filter, weights=weights, modality=modality, exact=exact
+        ).hits
 
     def search_detailed(
         self,
@@ -180,12 +187,13 @@ class Engine:
         filter: Mapping[str, Any] | Filter | None = None,
         weights: Mapping[str, float] | None = None,
         modality: Modality | str | None = None,
+        exact: bool | None = None,
     ) -> SearchResult:
         """Like `search`, plus per-stage timings and the retrievers the query went to."""
         k = top_k or self.recipe.spec.search.top_k
         if k <= 0:
             raise QueryError(f"top_k must be positive, got {k}")
-        return run_search(self, as_query(query, modality), k, filter_from_dict(filter), weights)
+        return run_search(self, as_query(query, modality), k, filter_from_dict(filter), weights, exact)
 
     def check_filter(self, flt: Filter) -> None:
         known = set(self._meta.get("payload_keys", []))
@@ -205,7 +213,11 @@ class Engine:
             raise QueryError(f"weights name unknown retriever(s) {sorted(unknown)}; retrievers: {sorted(self.recipe.retrievers)}")
         if "weights" not in type(fusion.params).model_fields:
             raise QueryError(f"fusion {fusion.name!r} takes no weights")
-        params = fusion.params.model_copy(update={"weights": dict(weights)})
+        data = {**fusion.params.model_dump(by_alias=True), "weights": dict(weights)}
+        try:
+            params = type(fusion.params).model_validate(data)
+        except ValueError as exc:
+            raise QueryError(f"invalid fusion weights {dict(weights)}: {exc}") from exc
         return type(fusion)(params, fusion.context)
 
     # ------------------------------------------------------------------ info

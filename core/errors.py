@@ -82,6 +82,10 @@ class IngestError(PrismError):
     """Ingestion cannot start or continue (no sources, empty corpus, unreadable source)."""
 
 
+class Cancelled(PrismError):
+    """Raised by a progress callback to stop an ingest; every batch committed before it stays."""
+
+
 class ItemError(PrismError):
     """One item could not be loaded or encoded; ingestion skips it and reports it."""
 

@@ -101,7 +101,7 @@ def ingest_items(
     todo: list[Item] = []
     for item_id, item in unique.items():
         try:
-            h = item.content_hash()
+            h = item.digest(item.content_hash())
         except OSError as exc:
             report.errors.append(f"{item.source or item_id}: cannot read: {exc}")
             continue
@@ -131,6 +131,11 @@ def ingest_items(
         report.seconds["delete"] = time.perf_counter() - t
     engine.record_payload_keys(_payload_keys(unique.values()))
     return report
+
+
+def _content_key(digest: str) -> str:
+    """The content-hash part of an item digest: what the embedding cache is keyed by."""
+    return digest.split(".", 1)[0]
 
 
 def _item_problem(item: Item, seen: dict[str, Item]) -> str | None:
@@ -183,7 +188,7 @@ def _ingest_batch(
         fp = engine.fingerprint(name)
         got: dict[int, Row] = {}
         if cache is not None and positions:
-            cached = cache.get(fp, [hashes[i] for i in positions], encoder.output)
+            cached = cache.get(fp, [_content_key(hashes[i]) for i in positions], encoder.output)
             got = {positions[j]: row for j, row in cached.items()}
         missing = [i for i in positions if i not in got]
         report.cache_hits[name] = report.cache_hits.get(name, 0) + len(got)
@@ -195,7 +200,7 @@ def _ingest_batch(
         got.update(zip(encoded_pos, fresh, strict=True))
         report.encoded[name] = report.encoded.get(name, 0) + len(fresh)
         if cache is not None and fresh:
-            cache.put(fp, [hashes[i] for i in encoded_pos], from_rows(encoder.output, fresh))
+            cache.put(fp, [_content_key(hashes[i]) for i in encoded_pos], from_rows(encoder.output, fresh))
         rows[name] = got
         report.seconds[f"encode:{name}"] = report.seconds.get(f"encode:{name}", 0.0) + time.perf_counter() - t
 

@@ -103,6 +103,7 @@ def run_search(
     top_k: int,
     flt: Filter | None,
     weights: Mapping[str, float] | None,
+    exact: bool | None = None,
 ) -> SearchResult:
     recipe = engine.recipe
     routed = [r for r in recipe.retrievers.values() if r.encoder.accepts(query.modality, "query")]
@@ -122,7 +123,7 @@ def run_search(
         t = time.perf_counter()
         qvecs[r.name] = r.encoder.encode_query(query)
         t1 = time.perf_counter()
-        lists[r.name] = engine.store.search(r.name, qvecs[r.name], r.top_k, flt)
+        lists[r.name] = engine.store.search(r.name, qvecs[r.name], r.top_k, flt, exact)
         t2 = time.perf_counter()
         timings[f"encode:{r.name}"] = t1 - t
         timings[f"search:{r.name}"] = t2 - t1

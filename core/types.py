@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -99,7 +100,7 @@ class Item:
         return self.content if isinstance(self.content, str) else None
 
     def content_hash(self) -> str:
-        """A digest of the content and metadata: it changes exactly when re-encoding may be needed."""
+        """A digest of the content alone: it changes exactly when the vectors may change."""
         h = hashlib.blake2b(digest_size=16)
         h.update(self.modality.value.encode())
         if isinstance(self.content, str):
@@ -109,6 +110,15 @@ class Item:
             h.update(b"m")
             h.update(self.content.read())
         return h.hexdigest()
+
+    def digest(self, content_hash: str) -> str:
+        """A digest of everything stored for the item (content hash, metadata, parent, span)."""
+        extra = json.dumps(
+            [dict(self.metadata), self.parent_id, self.span.to_payload() if self.span else None, self.source],
+            sort_keys=True,
+            default=str,
+        )
+        return content_hash + "." + hashlib.blake2b(extra.encode(), digest_size=6).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ import textwrap
 import time
 from pathlib import Path
 
-import prismrag
 import pytest
 from fake_plugins import HashEncoder
+
+import prismrag
 from prismrag import IndexMismatchError, IngestError, QueryError
 
 DOCS = {
@@ -32,7 +33,7 @@ def write_docs(root: Path, docs: dict[str, str] = DOCS) -> Path:
     return root / "docs"
 
 
-def write_recipe(root: Path, body: str = "", name: str = "t", dim: int = 64, extra_retrievers: str = "", store: str | None = None) -> Path:
+def write_recipe(root: Path, body: str = "", name: str = "t", dim: int = 512, extra_retrievers: str = "", store: str | None = None) -> Path:
     store = store or f"{{use: qdrant-edge, path: store-{name}}}"
     text = textwrap.dedent(f"""\
         name: {name}
@@ -109,15 +110,15 @@ def test_embedding_cache_is_shared_across_recipes(corpus, registry):
 
 
 def test_changed_dimension_is_refused_with_how_to_reindex(corpus, registry):
-    engine = prismrag.load_recipe(write_recipe(corpus, dim=64), registry=registry)
+    engine = prismrag.load_recipe(write_recipe(corpus, dim=512), registry=registry)
     engine.ingest()
     engine.close()
-    engine = prismrag.load_recipe(write_recipe(corpus, dim=32), registry=registry)
+    engine = prismrag.load_recipe(write_recipe(corpus, dim=256), registry=registry)
     with pytest.raises(IndexMismatchError, match="rebuild"):
         engine.ingest()
     report = engine.ingest(rebuild=True)
     assert report.added == 4
-    assert engine.info()["retrievers"]["dense"]["dimension"] == 32
+    assert engine.info()["retrievers"]["dense"]["dimension"] == 256
     engine.close()
 
 
@@ -126,7 +127,7 @@ def test_changed_encoder_params_are_refused(corpus, registry):
     engine.ingest()
     engine.close()
     path = write_recipe(corpus)
-    path.write_text(path.read_text().replace("dimension: 64", "dimension: 64, salt: x"))
+    path.write_text(path.read_text().replace("dimension: 512", "dimension: 512, salt: x"))
     with pytest.raises(IndexMismatchError, match="another encoder"):
         prismrag.load_recipe(path, registry=registry).search("dogs")
 
@@ -213,8 +214,8 @@ def test_parity_qdrant_edge_and_qdrant_local_exact_search(corpus, registry):
     local = write_recipe(corpus, name="local", extra_retrievers=retrievers, body=body,
                          store="{use: qdrant, path: local-store}")
     for p in (edge, local):
-        p.write_text(p.read_text().replace("encoder: {use: hash, dimension: 64}",
-                                           "encoder: {use: hash, dimension: 64}\n    index: {use: dense, exact: true}"))
+        p.write_text(p.read_text().replace("encoder: {use: hash, dimension: 512}",
+                                           "encoder: {use: hash, dimension: 512}\n    index: {use: dense, exact: true}"))
     e = prismrag.load_recipe(edge, registry=registry)
     q = prismrag.load_recipe(local, registry=registry)
     e.ingest()
@@ -245,7 +246,7 @@ def test_sigkill_mid_ingest_then_rerun_leaves_every_item_exactly_once(tmp_path, 
     docs = {f"doc{i:03d}.md": f"# Doc {i}\n\nalpha beta {i} gamma {i * 3}" for i in range(60)}
     write_docs(tmp_path, docs)
     recipe = write_recipe(tmp_path, body="ingest: {batch_size: 5}\n")
-    recipe.write_text(recipe.read_text().replace("dimension: 64", "dimension: 64, delay: 0.15"))
+    recipe.write_text(recipe.read_text().replace("dimension: 512", "dimension: 512, delay: 0.15"))
     script = SLOW_INGEST.format(tests=str(Path(__file__).parent), recipe=str(recipe))
     env = dict(os.environ)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
@@ -262,6 +263,7 @@ def test_sigkill_mid_ingest_then_rerun_leaves_every_item_exactly_once(tmp_path, 
     assert 15 <= durable < 60, "the writer must be killed mid-ingest"
 
     engine = prismrag.load_recipe(recipe, registry=registry)
+    engine.open()
     stored = engine.store.manifest()
     assert len(stored) >= durable, "everything reported durable survives the kill"
     report = engine.ingest()
@@ -269,4 +271,17 @@ def test_sigkill_mid_ingest_then_rerun_leaves_every_item_exactly_once(tmp_path, 
     manifest = engine.store.manifest()
     assert sorted(manifest) == sorted(f"doc{i:03d}.md#0" for i in range(60))
     assert engine.store.info().points == 60
+    engine.close()
+
+
+def test_metadata_change_updates_payload_from_the_cache(corpus, registry):
+    from prismrag import Item, Modality
+
+    engine = prismrag.load_recipe(write_recipe(corpus), registry=registry)
+    items = [Item("x", Modality.TEXT, "wolves howl at night", {"lang": "en"})]
+    engine.ingest_items(items)
+    n = HashEncoder.encoded()
+    report = engine.ingest_items([Item("x", Modality.TEXT, "wolves howl at night", {"lang": "de"})])
+    assert report.updated == 1 and HashEncoder.encoded() == n
+    assert engine.search("wolves")[0].payload["lang"] == "de"
     engine.close()

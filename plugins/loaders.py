@@ -1,0 +1,552 @@
+"""Built-in loaders: text files, JSONL and BEIR corpora, images, and a walker that dispatches files.
+
+Every loader yields items in sorted path (or line) order, and an `ItemError` for each input it
+skips, so one bad file never stops the rest. Ids are stable across runs: a file's path relative
+to the source root in POSIX form, `path#n` for its chunks; a record's own id for JSONL.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+
+from prismrag.chunking import ChunkParams, chunk_text
+from prismrag.components import RESERVED_PAYLOAD_KEYS, Context, Loader, Params
+from prismrag.errors import IngestError, ItemError, MissingDependencyError
+from prismrag.hookspecs import hookimpl
+from prismrag.types import Item, Media, Modality, Span
+
+TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown", ".rst"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
+_TITLE_CHARS = 200
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+@lru_cache(maxsize=64)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A regex for a pathlib-style glob over POSIX relative paths (`**` spans folders)."""
+    segments = [s for s in pattern.strip().strip("/").split("/") if s not in ("", ".")] or ["**"]
+    out: list[str] = []
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg == "**":
+            out.append(".*" if last else "(?:[^/]+/)*")
+            continue
+        j, part = 0, []
+        while j < len(seg):
+            c = seg[j]
+            if c == "*":
+                part.append("[^/]*")
+                while j + 1 < len(seg) and seg[j + 1] == "*":
+                    j += 1
+            elif c == "?":
+                part.append("[^/]")
+            elif c == "[" and (k := seg.find("]", j + 2)) != -1:
+                body = seg[j + 1 : k]
+                body = "^" + body[1:] if body.startswith("!") else body
+                part.append("[" + body.replace("\\", "\\\\") + "]")
+                j = k
+            else:
+                part.append(re.escape(c))
+            j += 1
+        out.append("".join(part) + ("" if last else "/"))
+    return re.compile("".join(out) + r"\Z")
+
+
+def _excluder(patterns: list[str]) -> Callable[[str], bool]:
+    """Whether a relative path is excluded: a pattern with a `/` matches the whole relative path,
+    one without matches the name at any depth (as in .gitignore)."""
+    full = [_glob_regex(p) for p in patterns if "/" in p.strip().strip("/")]
+    names = [_glob_regex(p) for p in patterns if "/" not in p.strip().strip("/")]
+
+    def excluded(rel: str) -> bool:
+        name = rel.rsplit("/", 1)[-1]
+        return any(r.match(rel) for r in full) or any(r.match(name) for r in names)
+
+    return excluded
+
+
+def walk(
+    root: Path, glob: str = "**/*", exclude: list[str] | None = None
+) -> list[tuple[Path, str]]:
+    """Files under `root` matching `glob`, as (absolute path, POSIX relative path), sorted.
+
+    Hidden files and folders (a name starting with `.`, e.g. `.git`, `.prism`) are skipped, and
+    so are excluded folders, without being entered.
+    """
+    match = _glob_regex(glob).match
+    excluded = _excluder(exclude or [])
+    found: list[tuple[tuple[str, ...], Path, str]] = []
+    for folder, dirs, files in os.walk(root):
+        base = Path(folder)
+        rel_dir = base.relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not excluded(prefix + d)]
+        for name in files:
+            rel = prefix + name
+            if not name.startswith(".") and match(rel) and not excluded(rel):
+                found.append((tuple(rel.split("/")), base / name, rel))
+    found.sort(key=lambda f: f[0])
+    return [(path, rel) for _, path, rel in found]
+
+
+class SourceParams(Params):
+    """Fields shared by the loaders that read a folder of files."""
+
+    path: str = Field(description="A file or a folder, relative to the recipe's folder.")
+    glob: str = Field("**/*", description="Which files of the folder to take (pathlib glob).")
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns of files or folders to leave out; one without `/` matches a name at any depth.",
+    )
+
+
+class _FileLoader(Loader):
+    """Loads a file or every matching file of a folder through `load_file`."""
+
+    params: SourceParams
+
+    def _where(self) -> str:
+        return self.context.where or f"loader {self.name!r}"
+
+    def display(self, path: Path) -> str:
+        return _display(self.context, path)
+
+    def root(self) -> Path:
+        """The source path, resolved; a missing one stops ingestion (it is not a per-item problem)."""
+        root = self.context.path(self.params.path)
+        if not root.exists():
+            raise IngestError(
+                f"{self._where()}: path {self.params.path!r} does not exist (resolved to {root}). "
+                f"Check `path`; relative paths start at the recipe's folder ({self.context.base_dir})."
+            )
+        return root
+
+    def files(self) -> tuple[Path, list[tuple[Path, str]]]:
+        """The source root and its files to load, with their relative paths, sorted."""
+        root = self.root()
+        if root.is_file():
+            return root.parent, [(root, root.name)]
+        found = walk(root, self.params.glob, self.params.exclude)
+        if self.extensions:
+            found = [(p, rel) for p, rel in found if p.suffix.lower() in self.extensions]
+        return root, found
+
+    def load(self) -> Iterator[Item | ItemError]:
+        root, files = self.files()
+        for path, _ in files:
+            yield from self.load_file(path, root)
+
+
+def _display(context: Context, path: Path) -> str:
+    """A path as the user sees it: relative to the recipe's folder when under it."""
+    try:
+        return path.relative_to(context.base_dir).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _relpath(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
+
+
+# --------------------------------------------------------------------------------- text files
+
+_MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
+_RST_TITLE = re.compile(r"^([^\s].*?)[ \t]*\r?\n([=\-~^\"'`#*+:.<>_])\2{2,}[ \t]*$", re.MULTILINE)
+
+
+def text_title(text: str, path: Path) -> str:
+    """The first heading of a Markdown (outside code fences) or reStructuredText file, else the stem."""
+    suffix = path.suffix.lower()
+    if suffix in (".md", ".markdown"):
+        for m in _MD_HEADING.finditer(text):
+            if text.count("```", 0, m.start()) % 2 == 0:
+                return m.group(1).strip()[:_TITLE_CHARS]
+    elif suffix == ".rst":
+        m = _RST_TITLE.search(text)
+        if m:
+            return m.group(1).strip()[:_TITLE_CHARS]
+    return path.stem
+
+
+def text_items(
+    text: str,
+    item_id: str,
+    chunk: ChunkParams | None,
+    metadata: dict[str, Any],
+    source: str,
+) -> list[Item]:
+    """One item for the whole text, or one per chunk with ids `item_id#n`, parent and span."""
+    if chunk is None:
+        return [Item(item_id, Modality.TEXT, text, metadata, source=source)]
+    items: list[Item] = []
+    for start, end in chunk_text(text, chunk):
+        piece = text[start:end]
+        if piece.strip():
+            items.append(
+                Item(
+                    f"{item_id}#{len(items)}",
+                    Modality.TEXT,
+                    piece,
+                    metadata,
+                    parent_id=item_id,
+                    span=Span(start, end),
+                    source=source,
+                )
+            )
+    return items
+
+
+def _check_encoding(value: str) -> str:
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise ValueError(f"unknown text encoding {value!r} (try utf-8 or latin-1)") from None
+    return value
+
+
+class TextFilesParams(SourceParams):
+    chunk: ChunkParams | None = Field(
+        ChunkParams(),
+        description="How to cut long files into chunks; null keeps each file one item.",
+    )
+    encoding: str = Field("utf-8", description="The files' text encoding.")
+
+    _encoding = field_validator("encoding")(_check_encoding)
+
+
+class TextFilesLoader(_FileLoader):
+    """Plain text, Markdown and reStructuredText files, chunked."""
+
+    name = "text-files"
+    description = "Text, Markdown and reStructuredText files from a file or folder, cut into overlapping chunks."
+    Params = TextFilesParams
+    params: TextFilesParams
+    extensions = TEXT_EXTENSIONS
+    modality = Modality.TEXT
+
+    def load_file(self, path: Path, root: Path) -> Iterator[Item | ItemError]:
+        rel = _relpath(path, root)
+        where = self.display(path)
+        encoding = self.params.encoding
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            yield ItemError(where, f"cannot read: {exc.strerror or exc}; skipped")
+            return
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            yield ItemError(
+                where,
+                f"not valid {encoding}: {exc.reason} (byte 0x{data[exc.start]:02x} at byte offset "
+                f"{exc.start}); skipped. If the file uses another encoding, set `encoding` on this "
+                f"source, e.g. `encoding: latin-1`.",
+            )
+            return
+        text = text.removeprefix("\ufeff")
+        if not text.strip():
+            yield ItemError(where, "file is empty; skipped")
+            return
+        meta = {"file": rel, "title": text_title(text, path)}
+        yield from text_items(text, rel, self.params.chunk, meta, rel)
+
+
+# -------------------------------------------------------------------------------- JSONL / BEIR
+
+
+def _check_metadata_fields(value: list[str] | None) -> list[str] | None:
+    clash = RESERVED_PAYLOAD_KEYS.intersection(value or ())
+    if clash:
+        raise ValueError(
+            f"{sorted(clash)} are written by the engine for every item and cannot be metadata; "
+            f"leave them out"
+        )
+    return value
+
+
+class JsonlParams(Params):
+    path: str = Field(
+        description="A .jsonl file (one JSON object per line), relative to the recipe's folder."
+    )
+    id_field: str = Field(
+        "_id", description="The field holding each record's id (falls back to `id`)."
+    )
+    text_fields: list[str] = Field(
+        default_factory=lambda: ["title", "text"],
+        min_length=1,
+        description="Fields joined (with newlines, empty ones left out) into the item's text.",
+    )
+    metadata_fields: list[str] | None = Field(
+        None, description="Fields kept as metadata; null keeps every other top-level scalar field."
+    )
+    chunk: ChunkParams | None = Field(
+        None, description="Cut long records into chunks; null keeps each whole."
+    )
+
+    _metadata = field_validator("metadata_fields")(_check_metadata_fields)
+
+
+_SCALARS = (str, int, float, bool)
+
+
+class JsonlLoader(Loader):
+    """Records of a JSONL file, read as a stream; a BEIR corpus.jsonl reads as is."""
+
+    name = "jsonl"
+    description = (
+        "Records of a JSON Lines file (e.g. a BEIR corpus.jsonl): id, text fields and metadata."
+    )
+    Params = JsonlParams
+    params: JsonlParams
+    modality = Modality.TEXT
+
+    def load(self) -> Iterator[Item | ItemError]:
+        p = self.params
+        path = self.context.path(p.path)
+        if not path.is_file():
+            what = "is a folder, not a .jsonl file" if path.is_dir() else "does not exist"
+            raise IngestError(
+                f"{self.context.where or f'loader {self.name!r}'}: path {p.path!r} {what} "
+                f"(resolved to {path}). Point `path` at the .jsonl file."
+            )
+        shown = _display(self.context, path)
+        skip = set(p.text_fields) | RESERVED_PAYLOAD_KEYS
+        seen: dict[str, int] = {}
+        with path.open("rb") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                where = f"{shown}:{lineno}"
+                if lineno == 1:
+                    line = line.removeprefix(b"\xef\xbb\xbf")
+                try:
+                    record = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    detail = (
+                        f"{exc.msg} at column {exc.colno}"
+                        if isinstance(exc, json.JSONDecodeError)
+                        else str(exc)
+                    )
+                    yield ItemError(where, f"not valid JSON ({detail}); line skipped")
+                    continue
+                if not isinstance(record, dict):
+                    yield ItemError(
+                        where, f"expected a JSON object, got {type(record).__name__}; line skipped"
+                    )
+                    continue
+                id_key = p.id_field if p.id_field in record else "id"
+                raw_id = record.get(id_key)
+                if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or raw_id == "":
+                    yield ItemError(
+                        where,
+                        f"no usable id in field {p.id_field!r} (nor 'id'); record skipped. "
+                        f"Set `id_field` to the field that holds the ids.",
+                    )
+                    continue
+                item_id = str(raw_id)
+                if item_id in seen:
+                    yield ItemError(
+                        where,
+                        f"duplicate id {item_id!r} (first on line {seen[item_id]}); record skipped",
+                    )
+                    continue
+                seen[item_id] = lineno
+                parts = [record.get(f) for f in p.text_fields]
+                text = "\n".join(
+                    str(v) for v in parts if isinstance(v, _SCALARS) and str(v).strip()
+                )
+                if not text:
+                    yield ItemError(
+                        where, f"record {item_id!r} has no text in {p.text_fields}; skipped"
+                    )
+                    continue
+                if p.metadata_fields is None:
+                    meta = {
+                        k: v
+                        for k, v in record.items()
+                        if isinstance(v, _SCALARS) and k != id_key and k not in skip
+                    }
+                else:
+                    meta = {k: record[k] for k in p.metadata_fields if k in record}
+                yield from text_items(text, item_id, p.chunk, meta, f"{shown}#{item_id}")
+
+
+class BeirParams(Params):
+    path: str = Field(
+        description="A BEIR data set folder holding corpus.jsonl (or the corpus.jsonl itself)."
+    )
+    chunk: ChunkParams | None = Field(
+        None, description="Cut long documents into chunks; null keeps each whole."
+    )
+
+
+class BeirLoader(Loader):
+    """The corpus of a BEIR-layout data set (`_id`, `title`, `text`); queries and qrels are eval's."""
+
+    name = "beir"
+    description = "The corpus.jsonl of a BEIR-layout data set folder."
+    Params = BeirParams
+    params: BeirParams
+    modality = Modality.TEXT
+
+    def load(self) -> Iterator[Item | ItemError]:
+        folder = self.context.path(self.params.path)
+        corpus = folder if folder.suffix == ".jsonl" else folder / "corpus.jsonl"
+        if not corpus.is_file():
+            raise IngestError(
+                f"{self.context.where or f'loader {self.name!r}'}: no corpus.jsonl in {self.params.path!r} "
+                f"(resolved to {folder}). A BEIR folder holds corpus.jsonl, queries.jsonl and qrels/."
+            )
+        inner = JsonlLoader(JsonlParams(path=str(corpus), chunk=self.params.chunk), self.context)
+        yield from inner.load()
+
+
+# -------------------------------------------------------------------------------------- images
+
+_EXIF_ORIENTATION = 0x0112
+_TAILS = {"JPEG": (b"\xff\xd9", 4096), "MPO": (b"\xff\xd9", 4096), "PNG": (b"IEND", 64)}
+"""End markers that a complete file of the format holds near its end, and how far to look."""
+
+
+def _truncated(path: Path, fmt: str | None) -> bool:
+    """Whether a JPEG or PNG file lacks its end marker (cut off); reads only the file's tail."""
+    if fmt not in _TAILS:
+        return False
+    marker, span = _TAILS[fmt]
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - span))
+        return marker not in fh.read()
+
+
+class ImagesParams(SourceParams):
+    decode: bool = Field(
+        False,
+        description="Decode every image fully to catch corrupt pixel data (slower); "
+        "otherwise only the header and the file's end are checked.",
+    )
+
+
+class ImagesLoader(_FileLoader):
+    """Image files as image items; width and height read from the header (EXIF rotation applied)."""
+
+    name = "images"
+    description = "Image files (jpg, png, webp, gif, bmp) from a file or folder."
+    extra = "image"
+    Params = ImagesParams
+    params: ImagesParams
+    extensions = IMAGE_EXTENSIONS
+    modality = Modality.IMAGE
+
+    def load_file(self, path: Path, root: Path) -> Iterator[Item | ItemError]:
+        try:
+            from PIL import Image
+        except ImportError as exc:
+            raise MissingDependencyError(f"loader {self.name!r}", "pillow", "image") from exc
+        rel = _relpath(path, root)
+        try:
+            with Image.open(path) as img:
+                fmt = img.format
+                width, height = img.size
+                exif = img.getexif() if fmt != "PNG" or "exif" in img.info else None
+                if exif is not None and exif.get(_EXIF_ORIENTATION) in (5, 6, 7, 8):
+                    width, height = height, width
+                if self.params.decode:
+                    img.load()
+            if not self.params.decode and _truncated(path, fmt):
+                raise OSError(f"the {fmt} data is cut off (no end marker)")
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+            yield ItemError(
+                self.display(path), f"not a readable image ({type(exc).__name__}: {exc}); skipped"
+            )
+            return
+        meta = {"file": rel, "width": width, "height": height, "format": fmt}
+        yield Item(rel, Modality.IMAGE, Media(path=path.resolve()), meta, source=rel)
+
+
+# ------------------------------------------------------------------------------- files walker
+
+
+class FilesParams(SourceParams):
+    chunk: ChunkParams | None = Field(
+        ChunkParams(), description="Chunking for loaders that cut text; null keeps each file whole."
+    )
+
+
+class FilesLoader(_FileLoader):
+    """Walks a folder and hands each file to the loader whose `extensions` claim it."""
+
+    name = "files"
+    description = "Every file of a folder, each read by the loader that claims its extension."
+    Params = FilesParams
+    params: FilesParams
+
+    def load(self) -> Iterator[Item | ItemError]:
+        root, files = self.files()
+        loaders: dict[type[Loader], Loader | ItemError] = {}
+        unclaimed: Counter[str] = Counter()
+        for path, _ in files:
+            cls = self.context.loader_for_path(path)
+            if cls is None or issubclass(cls, FilesLoader):
+                unclaimed[path.suffix.lower() or "(no extension)"] += 1
+                continue
+            loader = loaders.get(cls)
+            if loader is None:
+                loader = loaders[cls] = self._make(cls, root)
+                if isinstance(loader, ItemError):
+                    yield loader
+            if isinstance(loader, ItemError):
+                continue
+            try:
+                yield from loader.load_file(path, root)
+            except NotImplementedError:
+                loaders[cls] = err = ItemError(
+                    self._where(),
+                    f"loader {cls.name!r} claims {path.suffix} files but cannot load single files; skipped them",
+                )
+                yield err
+        if unclaimed:
+            total = sum(unclaimed.values())
+            exts = ", ".join(sorted(unclaimed))
+            yield ItemError(
+                self.display(root),
+                f"{total} file{'s' if total != 1 else ''} skipped: no loader for extensions {exts}. "
+                f"Narrow `glob`, add them to `exclude`, or install a plugin that loads them.",
+            )
+
+    def _make(self, cls: type[Loader], root: Path) -> Loader | ItemError:
+        """The loader `cls` with the walker's fields that its Params accept."""
+        shared = self.params.model_dump(include={"glob", "exclude"})
+        shared["path"] = str(root)
+        chunk = self.params.chunk
+        shared["chunk"] = chunk.model_dump() if chunk is not None else None
+        fields = cls.Params.model_fields
+        try:
+            params = cls.Params(**{k: v for k, v in shared.items() if k in fields})
+        except ValidationError as exc:
+            return ItemError(
+                self._where(),
+                f"loader {cls.name!r} cannot be set up from the walker's fields ({exc}); its files were skipped",
+            )
+        return cls(params, self.context)
+
+
+@hookimpl
+def register_loaders(register: Callable[[type[Loader]], None]) -> None:
+    for cls in (TextFilesLoader, JsonlLoader, BeirLoader, ImagesLoader, FilesLoader):
+        register(cls)
