@@ -142,10 +142,12 @@ class Encoder(Component):
                 f"{modality.value} {role}s (it embeds {role}s of: "
                 f"{', '.join(sorted(m.value for m in (self.document_modalities if role == 'document' else self.query_modalities)))})"
             )
-        parts = [
-            self.encode(contents[i : i + self.max_batch], modality, role)
-            for i in range(0, len(contents), self.max_batch)
-        ]
+        parts = []
+        for start in range(0, len(contents), self.max_batch):
+            try:
+                parts.append(self.encode(contents[start : start + self.max_batch], modality, role))
+            except ItemError as exc:  # positions relative to the whole batch
+                raise ItemError(exc.where, exc.message, tuple(start + p for p in exc.positions)) from exc
         out = concat_vectors(parts, self.output)
         if batch_len(out) != len(contents):
             raise ItemError(self.name, f"returned {batch_len(out)} vectors for {len(contents)} inputs")
@@ -167,7 +169,13 @@ def concat_vectors(parts: Sequence[Vectors], kind: VectorKind) -> Vectors:
     if kind == "sparse":
         if len(parts) == 1:
             return parts[0]
-        return SparseBatch.from_rows([row for p in parts for row in p.rows()])  # type: ignore[union-attr]
+        offsets = np.cumsum([0] + [len(p.indices) for p in parts[:-1]])  # type: ignore[union-attr]
+        indptr = np.concatenate([parts[0].indptr[:1]] + [p.indptr[1:] + o for p, o in zip(parts, offsets, strict=True)])  # type: ignore[union-attr]
+        return SparseBatch(
+            indptr.astype(np.int64),
+            np.concatenate([p.indices for p in parts]),  # type: ignore[union-attr]
+            np.concatenate([p.values for p in parts]),  # type: ignore[union-attr]
+        )
     from .types import MultiBatch
 
     return MultiBatch([m for p in parts for m in p.matrices])  # type: ignore[union-attr]
@@ -296,7 +304,10 @@ class Store(Component):
     def search(
         self, field: str, vector: Vectors, limit: int, flt: Filter | None = None, exact: bool | None = None
     ) -> list[ScoredId]:
-        """Search one named vector with a batch-of-one query vector; best first."""
+        """Search one named vector with a batch-of-one query vector; best first.
+
+        Scores are higher-is-better for every distance (stores negate euclid and manhattan).
+        """
 
     @abstractmethod
     def retrieve(self, ids: Sequence[str], with_vectors: Sequence[str] = ()) -> dict[str, StoredPoint]:
@@ -316,6 +327,9 @@ class Store(Component):
 
     @abstractmethod
     def info(self) -> StoreInfo: ...
+
+    def optimize(self) -> None:
+        """Build pending indexes (e.g. HNSW graphs) now; the engine calls it after an ingest."""
 
     def drop(self) -> None:
         """Delete the collection and everything in it (for a rebuild); the store may be reopened."""

@@ -89,9 +89,11 @@ class Cancelled(PrismError):
 class ItemError(PrismError):
     """One item could not be loaded or encoded; ingestion skips it and reports it."""
 
-    def __init__(self, where: str, message: str):
+    def __init__(self, where: str, message: str, positions: tuple[int, ...] = ()):
         self.where = where
         self.message = message
+        self.positions = positions
+        """Indexes of the failing inputs within the batch, when the raiser knows them."""
         super().__init__(f"{where}: {message}")
 
 

@@ -130,6 +130,9 @@ def ingest_items(
         report.deleted = len(gone)
         report.seconds["delete"] = time.perf_counter() - t
     engine.record_payload_keys(_payload_keys(unique.values()))
+    t = time.perf_counter()
+    store.optimize()
+    report.seconds["index"] = time.perf_counter() - t
     return report
 
 
@@ -231,6 +234,31 @@ def _ingest_batch(
     report.seconds["upsert"] = report.seconds.get("upsert", 0.0) + time.perf_counter() - t
 
 
+def _encode_isolating(
+    encoder: Any, items: Sequence[Item], positions: list[int], modality: Any, out: dict[int, Row], failed: dict[int, str]
+) -> None:
+    """Encode items[positions]; on an ItemError drop the failing items (one by one when the
+    error does not say which) and encode the rest together."""
+    try:
+        vectors = encoder.encode_batch([items[i].content for i in positions], modality, "document")
+        out.update(zip(positions, rows_of(vectors), strict=True))
+        return
+    except ItemError as exc:
+        if len(positions) == 1:
+            failed[positions[0]] = f"{items[positions[0]].source or items[positions[0]].id}: {exc.message}"
+            return
+        known_bad = {positions[p] for p in exc.positions if p < len(positions)}
+    if known_bad:
+        for i in sorted(known_bad):
+            _encode_isolating(encoder, items, [i], modality, out, failed)  # for its own message
+        rest = [i for i in positions if i not in known_bad]
+        if rest:
+            _encode_isolating(encoder, items, rest, modality, out, failed)
+    else:
+        for i in positions:
+            _encode_isolating(encoder, items, [i], modality, out, failed)
+
+
 def _encode(encoder: Any, items: Sequence[Item]) -> tuple[list[Row], dict[int, str]]:
     """Encode items grouped by modality; isolate items that fail so the rest go on."""
     if not items:
@@ -241,15 +269,6 @@ def _encode(encoder: Any, items: Sequence[Item]) -> tuple[list[Row], dict[int, s
     out: dict[int, Row] = {}
     failed: dict[int, str] = {}
     for modality, positions in by_modality.items():
-        contents = [items[i].content for i in positions]
-        try:
-            vectors = encoder.encode_batch(contents, modality, "document")
-            out.update(zip(positions, rows_of(vectors), strict=True))
-        except ItemError:
-            for i in positions:  # find the bad ones; the good ones are encoded one by one
-                try:
-                    out[i] = rows_of(encoder.encode_batch([items[i].content], modality, "document"))[0]
-                except ItemError as exc:
-                    failed[i] = f"{items[i].source or items[i].id}: {exc.message}"
+        _encode_isolating(encoder, items, positions, modality, out, failed)
     order = [i for i in range(len(items)) if i not in failed]
     return [out[i] for i in order], failed

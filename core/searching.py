@@ -67,6 +67,10 @@ def as_query(value: Any, modality: Modality | str | None = None) -> Query:
     raise QueryError(f"cannot search with a {type(value).__name__}; give text, a path, bytes or a Query")
 
 
+def _tie_key(s: ScoredId) -> tuple[float, str]:
+    return (-round(s.score, 6), s.id)
+
+
 def _is_file(text: str) -> bool:
     if len(text) > 4096 or "\n" in text:
         return False
@@ -123,7 +127,9 @@ def run_search(
         t = time.perf_counter()
         qvecs[r.name] = r.encoder.encode_query(query)
         t1 = time.perf_counter()
-        lists[r.name] = engine.store.search(r.name, qvecs[r.name], r.top_k, flt, exact)
+        found = engine.store.search(r.name, qvecs[r.name], r.top_k, flt, exact)
+        # Engines break exact ties in their own order; by id, every backend ranks alike.
+        lists[r.name] = sorted(found, key=_tie_key)
         t2 = time.perf_counter()
         timings[f"encode:{r.name}"] = t1 - t
         timings[f"search:{r.name}"] = t2 - t1

@@ -224,7 +224,7 @@ class Query:
         return self.content if isinstance(self.content, str) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScoredId:
     """One entry of a retriever's ranked list."""
 

@@ -43,7 +43,7 @@ class HashEncoder(Encoder):
         dim = self.params.dimension
         out = np.zeros((len(contents), dim), np.float32)
         for i, content in enumerate(contents):
-            tokens = _WORD.findall(content.lower()) if isinstance(content, str) else _chunks(content)
+            tokens = [t for t in _WORD.findall(content.lower()) if len(t) > 2] if isinstance(content, str) else _chunks(content)
             for tok in tokens:
                 out[i, zlib.crc32((self.params.salt + tok).encode()) % dim] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)

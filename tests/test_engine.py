@@ -201,7 +201,15 @@ def test_hybrid_fusion_provenance_and_weights(corpus, registry):
 
 def test_parity_qdrant_edge_and_qdrant_local_exact_search(corpus, registry):
     pytest.importorskip("qdrant_client")
-    docs = {f"d{i}.md": f"# Doc {i}\n\n" + " ".join(f"w{(i * 7 + j * 3) % 41}" for j in range(30)) for i in range(40)}
+    import numpy as np
+
+    rng = np.random.default_rng(7)  # random documents, so that no two score the same
+    vocab = [f"term{i}" for i in range(300)]
+    weights = 1.0 / np.arange(1, 301)
+    docs = {
+        f"d{i}.md": " ".join(rng.choice(vocab, size=int(rng.integers(10, 60)), p=weights / weights.sum()))
+        for i in range(80)
+    }
     write_docs(corpus, docs)
     retrievers = """\
         keywords:
@@ -220,7 +228,8 @@ def test_parity_qdrant_edge_and_qdrant_local_exact_search(corpus, registry):
     q = prismrag.load_recipe(local, registry=registry)
     e.ingest()
     q.ingest()
-    for query in ["w3 w10 w17", "w5 w9", "doc 12 w40", "w1 w2 w3 w4 w5"]:
+    # frequent terms, so every list is full of documents with distinct, non-zero scores
+    for query in ["term0 term1 term2", "term3 term5", "term1 term8", "term0 term4 term9", "term2 term6 term7"]:
         assert [h.id for h in e.search(query)] == [h.id for h in q.search(query)], query
     e.close()
     q.close()

