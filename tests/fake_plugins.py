@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
+
 from prismrag import Encoder, Modality, Params, hookimpl
 from prismrag.types import Content, Media, Role
 

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from prismrag.cli import main
 
 BIN = Path(sys.executable).parent

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import textwrap
 
-import prismrag
 import pytest
+
+import prismrag
 from prismrag import RecipeError
 
 GOOD = """\

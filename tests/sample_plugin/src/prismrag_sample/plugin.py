@@ -6,6 +6,7 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
+
 from prismrag import Encoder, Modality, Params, hookimpl
 
 
