@@ -152,6 +152,10 @@ class Engine:
         with self._lock:
             return ingest_items(self, items, IngestReport(), progress or _quiet, delete_missing)
 
+    def ingested(self) -> bool:
+        """Whether anything was ever ingested into this recipe's store."""
+        return bool(self._meta.get("payload_keys"))
+
     def record_payload_keys(self, keys: set[str]) -> None:
         known = set(self._meta.get("payload_keys", []))
         if not keys <= known:

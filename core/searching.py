@@ -118,6 +118,11 @@ def run_search(
             f"queries; this recipe answers queries of: {', '.join(accepted)}"
         )
     engine.open()
+    if not engine.ingested():
+        raise QueryError(
+            f"{recipe.source}: nothing is indexed yet for recipe {recipe.spec.name!r}; "
+            f"run `prism ingest {recipe.source}` first"
+        )
     if flt is not None:
         engine.check_filter(flt)
     timings: dict[str, float] = {}

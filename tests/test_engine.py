@@ -143,6 +143,12 @@ def test_empty_corpus_is_an_error_and_changes_nothing(corpus, registry):
     engine.close()
 
 
+def test_search_before_ingest_says_to_ingest(corpus, registry):
+    engine = prismrag.load_recipe(write_recipe(corpus), registry=registry)
+    with pytest.raises(QueryError, match="nothing is indexed yet.*prism ingest"):
+        engine.search("dogs")
+
+
 def test_query_modality_no_retriever_accepts(corpus, registry, tmp_path):
     engine = prismrag.load_recipe(write_recipe(corpus), registry=registry)
     engine.ingest()
