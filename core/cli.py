@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -173,11 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    from .eval_cli import add_commands as add_eval_commands
+    from .tui.command import add_commands as add_tui_commands
+
+    add_eval_commands(sub)
+    add_tui_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Model loading progress bars from the hub and transformers would drown the CLI's own output.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         return args.func(args)
     except PrismError as exc:

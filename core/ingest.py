@@ -112,6 +112,8 @@ def ingest_items(
             todo.append(item)
     report.seconds["load"] = report.seconds.get("load", 0.0) + time.perf_counter() - t0
 
+    # Recorded before any batch, so a cancelled or killed ingest still filters on its fields.
+    engine.record_payload_keys(_payload_keys(unique.values()))
     cache = engine.cache if engine.recipe.spec.ingest.cache else None
     batch_size = engine.recipe.spec.ingest.batch_size
     done = 0
@@ -129,7 +131,6 @@ def ingest_items(
             store.delete(gone)
         report.deleted = len(gone)
         report.seconds["delete"] = time.perf_counter() - t
-    engine.record_payload_keys(_payload_keys(unique.values()))
     t = time.perf_counter()
     store.optimize()
     report.seconds["index"] = time.perf_counter() - t

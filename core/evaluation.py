@@ -1,0 +1,279 @@
+"""Evaluate a recipe on a data set: index its corpus afresh, run every query, score the run.
+
+    >>> from prismrag.datasets import load_dataset
+    >>> from prismrag.evaluation import evaluate
+    >>> report = evaluate("recipes/beir-hybrid.yaml", load_dataset("../shared/data/nfcorpus"))
+    >>> report.metrics["nDCG@10"]
+
+The recipe's retrievers, fusion and rerankers are used; its sources are not (the data set is the
+corpus) and its store keeps its kind but moves to a temporary (or given) folder. Each query runs
+twice: as the recipe searches (approximate where its indexes are) and exactly (brute force), so
+the report also says how much the approximate search loses (ANN recall@10).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .datasets import Dataset, DatasetError
+from .metrics import METRICS, latency_percentiles, mean_metrics, overlap_at_k, score_run
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .registry import Registry
+
+ProgressFn = Callable[[str, int, int | None], None]
+
+
+def _quiet(stage: str, done: int, total: int | None) -> None:
+    pass
+
+
+@dataclass
+class QueryResult:
+    """One query's ranking, metrics, timings and ANN agreement."""
+
+    id: str
+    text: str
+    ranking: list[tuple[str, float]]
+    metrics: dict[str, float]
+    timings: dict[str, float]
+    ann_recall: float | None = None
+    relevant: int = 0
+
+    def to_dict(self, top: int = 10) -> dict[str, Any]:
+        return {
+            "query_id": self.id,
+            "query": self.text,
+            "relevant": self.relevant,
+            **{k: round(v, 6) for k, v in self.metrics.items()},
+            "ann_recall@10": self.ann_recall,
+            "latency_ms": {k: round(v * 1000, 3) for k, v in self.timings.items()},
+            "top": [d for d, _ in self.ranking[:top]],
+        }
+
+
+@dataclass
+class EvalReport:
+    """What `evaluate` measured. `metrics` maps each name of `METRICS` to its mean."""
+
+    recipe: str
+    dataset: dict[str, Any]
+    metrics: dict[str, float]
+    queries: list[QueryResult]
+    latency_ms: dict[str, dict[str, float]]
+    ann_recall: float | None
+    ingest: dict[str, Any] = field(default_factory=dict)
+    depth: int = 100
+
+    @property
+    def per_query(self) -> dict[str, dict[str, float]]:
+        return {q.id: q.metrics for q in self.queries}
+
+    def run(self) -> dict[str, list[str]]:
+        return {q.id: [d for d, _ in q.ranking] for q in self.queries}
+
+    def to_json(self) -> dict[str, Any]:
+        """One object: the metric names as keys, then latency, ANN fidelity, ingest and data set."""
+        return {
+            **{m: round(self.metrics[m], 6) for m in METRICS},
+            "ann_recall@10": None if self.ann_recall is None else round(self.ann_recall, 6),
+            "latency_ms": {s: {k: round(v, 3) for k, v in row.items()} for s, row in self.latency_ms.items()},
+            "queries": len(self.queries),
+            "recipe": self.recipe,
+            "dataset": self.dataset,
+            "ingest": self.ingest,
+            "depth": self.depth,
+        }
+
+    @classmethod
+    def read(cls, folder: str | Path) -> EvalReport:
+        """A report written by `write` (rankings come back from run.trec when it is there)."""
+        folder = Path(folder)
+        data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        runs = read_trec_run(folder / "run.trec") if (folder / "run.trec").is_file() else {}
+        queries = []
+        for line in (folder / "per_query.jsonl").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            ranking = runs.get(row["query_id"], [(d, 0.0) for d in row["top"]])
+            timings = {k: v / 1000 for k, v in row["latency_ms"].items()}
+            queries.append(QueryResult(row["query_id"], row["query"], ranking, {m: row[m] for m in METRICS},
+                                       timings, row["ann_recall@10"], row["relevant"]))
+        return cls(data["recipe"], data["dataset"], {m: data[m] for m in METRICS}, queries,
+                   data["latency_ms"], data["ann_recall@10"], data["ingest"], data["depth"])
+
+    def write(self, out: str | Path, run_name: str | None = None) -> list[Path]:
+        """Write report.json, per_query.jsonl and run.trec into `out`; returns the paths."""
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        report = folder / "report.json"
+        report.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        per_query = folder / "per_query.jsonl"
+        with per_query.open("w", encoding="utf-8") as fh:
+            for q in self.queries:
+                fh.write(json.dumps(q.to_dict()) + "\n")
+        run = folder / "run.trec"
+        write_trec_run(run, {q.id: q.ranking for q in self.queries}, run_name or self.recipe)
+        return [report, per_query, run]
+
+
+def write_trec_run(path: str | Path, run: dict[str, list[tuple[str, float]]], name: str) -> None:
+    """`qid Q0 docid rank score name` lines. Scores are nudged to be strictly decreasing so that
+    trec_eval (which sorts by score) keeps the engine's order even where fused scores tie."""
+    tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "prismrag"
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for qid, ranking in run.items():
+            previous = float("inf")
+            for rank, (doc, score) in enumerate(ranking, 1):
+                value = min(float(score), previous - 1e-6) if rank > 1 else float(score)
+                previous = value
+                fh.write(f"{qid} Q0 {doc} {rank} {value:.6f} {tag}\n")
+
+
+def read_trec_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
+    """The rankings of a TREC run file, per query, in file order."""
+    run: dict[str, list[tuple[str, float]]] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) >= 5:
+            run.setdefault(parts[0], []).append((parts[2], float(parts[4])))
+    return run
+
+
+def _check_modalities(engine: Engine, dataset: Dataset) -> None:
+    recipe = engine.recipe
+    for modality in sorted(dataset.query_modalities(), key=lambda m: m.value):
+        if not any(r.encoder.accepts(modality, "query") for r in recipe.retrievers.values()):
+            accepted = sorted({m.value for r in recipe.retrievers.values() for m in r.encoder.query_modalities})
+            raise DatasetError(
+                f"{recipe.source}: no retriever accepts {modality.value} queries, which data set "
+                f"{dataset.name!r} asks; the recipe answers {', '.join(accepted) or 'no'} queries"
+                + (" (for a labelled media folder, try --queries example)" if dataset.layout == "labelled" else "")
+            )
+    for modality in sorted(dataset.item_modalities(), key=lambda m: m.value):
+        if not any(r.encoder.accepts(modality, "document") for r in recipe.retrievers.values()):
+            raise DatasetError(
+                f"{recipe.source}: no retriever indexes {modality.value} documents, which make up "
+                f"data set {dataset.name!r}"
+            )
+
+
+def evaluate_engine(
+    engine: Engine,
+    dataset: Dataset,
+    *,
+    depth: int = 100,
+    ann_check: bool = True,
+    progress: ProgressFn | None = None,
+) -> EvalReport:
+    """Index the data set's items into `engine` (only them) and run and score every query."""
+    progress = progress or _quiet
+    if depth < 10:
+        raise ValueError("depth must be at least 10 (the @10 metrics need ten results)")
+    _check_modalities(engine, dataset)
+    t0 = time.perf_counter()
+    ingest = engine.ingest_items(dataset.items, progress, delete_missing=True)
+    ingest_s = time.perf_counter() - t0
+    ingest_info = {
+        "seconds": round(ingest_s, 3),
+        "items": ingest.loaded,
+        "encoded": dict(ingest.encoded),
+        "cache_hits": dict(ingest.cache_hits),
+        "items_per_second": round(ingest.loaded / ingest_s, 2) if ingest_s else None,
+        "errors": len(ingest.errors),
+    }
+
+    if dataset.queries:  # the first search loads lazy state (models, segments): keep it out of the timings
+        engine.search_detailed(dataset.queries[0].query, top_k=depth)
+    results: list[QueryResult] = []
+    total = len(dataset.queries)
+    for n, q in enumerate(dataset.queries, 1):
+        t = time.perf_counter()
+        found = engine.search_detailed(q.query, top_k=depth)
+        timings = dict(found.timings)
+        timings["total"] = time.perf_counter() - t
+        ranking = [(h.id, float(h.score)) for h in found.hits]
+        ann = None
+        if ann_check:
+            exact = engine.search_detailed(q.query, top_k=10, exact=True)
+            ann = overlap_at_k([d for d, _ in ranking], [h.id for h in exact.hits], 10)
+        relevant = sum(1 for g in dataset.qrels[q.id].values() if g > 0)
+        results.append(QueryResult(q.id, q.text, ranking, {}, timings, ann, relevant))
+        progress("query", n, total)
+
+    per_query = score_run({r.id: [d for d, _ in r.ranking] for r in results}, dataset.qrels, METRICS, [r.id for r in results])
+    for r in results:
+        r.metrics = per_query[r.id]
+    anns = [r.ann_recall for r in results if r.ann_recall is not None]
+    return EvalReport(
+        recipe=engine.name,
+        dataset=dataset.describe(),
+        metrics=mean_metrics(per_query),
+        queries=results,
+        latency_ms=latency_percentiles([r.timings for r in results]),
+        ann_recall=sum(anns) / len(anns) if anns else None,
+        ingest=ingest_info,
+        depth=depth,
+    )
+
+
+def store_override(recipe: str | Path, folder: Path) -> dict[str, Any]:
+    """The recipe's store kind, moved to `folder` (the recipe's own location is never touched)."""
+    from .recipe import load_recipe_spec
+
+    spec, _, _ = load_recipe_spec(recipe)
+    return {"use": spec.store.use, "path": str(folder)}
+
+
+def evaluate(
+    recipe: str | Path,
+    dataset: Dataset,
+    *,
+    registry: Registry | None = None,
+    index_dir: str | Path | None = None,
+    depth: int = 100,
+    ann_check: bool = True,
+    progress: ProgressFn | None = None,
+) -> EvalReport:
+    """Build the recipe on a fresh index (a temporary folder, or `index_dir`, which is reused
+    incrementally when it already holds this corpus) and evaluate it on `dataset`."""
+    from .engine import Engine
+
+    with tempfile.TemporaryDirectory(prefix="prism-eval-") as tmp:
+        folder = Path(index_dir) if index_dir is not None else Path(tmp) / "index"
+        store = store_override(recipe, folder.resolve())
+        engine = Engine.from_file(recipe, registry=registry, store=store)
+        try:
+            return evaluate_engine(engine, dataset, depth=depth, ann_check=ann_check, progress=progress)
+        finally:
+            engine.close()
+
+
+def format_report(report: EvalReport, notes: Sequence[str] = ()) -> str:
+    """A plain-text summary: metrics, ANN fidelity, latency per stage, data set notes."""
+    ds = report.dataset
+    lines = [
+        f"recipe {report.recipe} on {ds['name']} ({ds['layout']}, split {ds['split']}): "
+        f"{ds['documents']} documents, {len(report.queries)} queries",
+        "  " + "  ".join(f"{m} {report.metrics[m]:.4f}" for m in METRICS),
+    ]
+    if report.ann_recall is not None:
+        lines.append(f"  ANN recall@10 vs exact search: {report.ann_recall:.4f}")
+    ing = report.ingest
+    lines.append(
+        f"  ingest: {ing.get('items')} items in {ing.get('seconds')} s"
+        + (f" ({ing['items_per_second']} items/s)" if ing.get("items_per_second") else "")
+        + (f"; from cache: {ing['cache_hits']}" if any(ing.get("cache_hits", {}).values()) else "")
+    )
+    lines.append(f"  {'latency (ms)':<22} {'p50':>9} {'p95':>9} {'p99':>9}")
+    for stage, row in report.latency_ms.items():
+        lines.append(f"  {stage:<22} {row['p50']:>9.2f} {row['p95']:>9.2f} {row['p99']:>9.2f}")
+    for note in list(notes) + list(ds.get("notes", [])):
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)

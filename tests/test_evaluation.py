@@ -1,0 +1,137 @@
+"""evaluate / compare end to end on the real embedded engine, with the deterministic `hash` encoder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from eval_data import COLORS, HASH_RETRIEVER, TOPICS, write_beir, write_images, write_recipe
+
+from prismrag.cli import main
+from prismrag.compare import compare_reports, format_comparison, randomization_test
+from prismrag.datasets import DatasetError, load_dataset
+from prismrag.evaluation import evaluate, format_report, read_trec_run
+from prismrag.metrics import METRICS, mean_metrics, score_run
+
+
+@pytest.fixture
+def beir(tmp_path, registry):
+    return load_dataset(write_beir(tmp_path, extra_qrels="ghost\tcats-0\t1\n"), registry=registry)
+
+
+def test_evaluate_beir_end_to_end(tmp_path, registry, beir):
+    recipe = write_recipe(tmp_path, "h256", HASH_RETRIEVER % 256)
+    report = evaluate(recipe, beir, registry=registry, depth=20)
+    assert set(METRICS) <= set(report.metrics)
+    assert len(report.queries) == len(TOPICS)
+    assert report.metrics["nDCG@10"] > 0.6  # topic words separate the documents well
+    assert report.metrics["Recall@100"] > report.metrics["Recall@10"] - 1e-9 > 0.5
+    assert report.ann_recall == pytest.approx(1.0)
+    assert {"encode:dense", "search:dense", "fusion", "payload", "total"} <= set(report.latency_ms)
+    assert all(set(row) >= {"p50", "p95", "p99"} for row in report.latency_ms.values())
+    assert report.ingest["items"] == 36
+    assert not (tmp_path / "never-used").exists()  # the recipe's own store is not touched
+    data = report.to_json()
+    assert all(m in data for m in METRICS) and data["queries"] == len(TOPICS)
+    assert data["dataset"]["problems"]["unknown_query_judgments"] == 1
+    text = format_report(report)
+    assert "nDCG@10" in text and "1 judgments name 1 unknown query" in text
+
+    files = report.write(tmp_path / "out")
+    assert [p.name for p in files] == ["report.json", "per_query.jsonl", "run.trec"]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "per_query.jsonl").read_text().splitlines()]
+    assert [r["query_id"] for r in rows] == [q.id for q in beir.queries]
+    run = {q: [d for d, _ in r] for q, r in read_trec_run(tmp_path / "out" / "run.trec").items()}
+    assert run == report.run()  # the run file keeps the engine's order
+    assert mean_metrics(score_run(run, beir.qrels)) == pytest.approx(report.metrics)
+
+
+def test_index_dir_is_kept_and_reused(tmp_path, registry, beir):
+    from fake_plugins import HashEncoder
+
+    recipe = write_recipe(tmp_path, "h64", HASH_RETRIEVER % 64, "ingest: {cache: false}\n")
+    first = evaluate(recipe, beir, registry=registry, index_dir=tmp_path / "idx", ann_check=False)
+    encoded = HashEncoder.encoded()
+    second = evaluate(recipe, beir, registry=registry, index_dir=tmp_path / "idx", ann_check=False)
+    assert (tmp_path / "idx").is_dir()
+    assert HashEncoder.encoded() - encoded == len(TOPICS) + 1  # only the queries and the warm-up query
+    assert second.metrics == pytest.approx(first.metrics)
+    assert second.ann_recall is None
+
+
+def test_labelled_image_folder_end_to_end(tmp_path, registry):
+    recipe = write_recipe(tmp_path, "img", HASH_RETRIEVER % 512)
+    by_example = evaluate(recipe, load_dataset(write_images(tmp_path), queries="example"), registry=registry)
+    assert len(by_example.queries) == len(COLORS)
+    assert by_example.metrics["nDCG@10"] > 0.9  # same colour, same pixel bytes
+    assert by_example.metrics["Recall@10"] == pytest.approx(1.0)
+    by_label = evaluate(recipe, load_dataset(tmp_path / "images", queries="label"), registry=registry)
+    assert sorted(q.text for q in by_label.queries) == sorted(COLORS)
+
+
+def test_recipe_that_cannot_take_the_queries_is_a_clear_error(tmp_path, registry):
+    recipe = write_recipe(tmp_path, "kw", "keywords: {encoder: {use: bm25}}\n")
+    images = load_dataset(write_images(tmp_path), queries="example")
+    with pytest.raises(DatasetError, match="no retriever accepts image queries"):
+        evaluate(recipe, images, registry=registry)
+
+
+def test_compare_two_recipes(tmp_path, registry, beir):
+    good = write_recipe(tmp_path, "good", HASH_RETRIEVER % 256)
+    bad = write_recipe(tmp_path, "bad", HASH_RETRIEVER % 2)
+    a = evaluate(good, beir, registry=registry, depth=20)
+    b = evaluate(bad, beir, registry=registry, depth=20)
+    c = compare_reports(a, b, show=3, permutations=2000)
+    assert set(c.deltas) == set(METRICS) and c.queries == len(TOPICS)
+    d = c.deltas["nDCG@10"]
+    assert d.delta == pytest.approx(b.metrics["nDCG@10"] - a.metrics["nDCG@10"]) and d.delta < -0.2
+    assert 0 < d.p_value <= 1 and d.ci_low <= d.delta <= d.ci_high
+    assert d.losses >= 3 and len(c.losses) == 3 and c.wins == []
+    assert [x.delta for x in c.losses] == sorted(x.delta for x in c.losses)
+    text = format_comparison(c)
+    assert "B lost most (nDCG@10)" in text and "p" in text
+    assert json.loads(json.dumps(c.to_json()))["metrics"]["nDCG@10"]["p_value"] == pytest.approx(d.p_value, abs=1e-6)
+
+
+def test_randomization_test_detects_shifts_and_not_noise():
+    rng = np.random.default_rng(0)
+    assert randomization_test(np.zeros(30)) == 1.0
+    assert randomization_test(rng.normal(0.2, 0.1, 40)) < 0.001
+    noise = rng.normal(0.0, 0.1, 40)
+    assert randomization_test(noise - noise.mean()) > 0.9
+    assert randomization_test(np.array([0.5, 0.5, 0.5]), 5000) == pytest.approx(0.25, abs=0.03)
+
+
+BM25 = "keywords: {encoder: {use: bm25}, top_k: 50}\n"
+
+
+def test_cli_eval_and_compare(tmp_path, capsys):
+    data = write_beir(tmp_path)
+    kw = write_recipe(tmp_path, "kw", BM25)
+    hybrid = write_recipe(tmp_path, "hy", BM25 + "kw2: {encoder: {use: bm25, stemmer: false}, top_k: 50}\n",
+                          "fusion: {use: rrf, k: 60}\n")
+    assert main(["eval", str(kw), "--data", str(data), "--json", "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report)[: len(METRICS)] == list(METRICS)
+    assert report["nDCG@10"] > 0.6 and (tmp_path / "o" / "run.trec").is_file()
+
+    assert main(["eval", str(kw), "--data", str(data), "--limit-queries", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 queries" in out and "search:keywords" in out and "ANN recall@10" in out
+
+    assert main(["compare", str(kw), str(hybrid), "--data", str(data), "--quiet", "--out", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "B = hy vs A = kw" in out and "nDCG@10" in out and "B won most" in out
+    assert (tmp_path / "c" / "comparison.json").is_file() and (tmp_path / "c" / "a" / "run.trec").is_file()
+    # saved results compare without re-running, to the same numbers
+    assert main(["compare", str(tmp_path / "c" / "a"), str(tmp_path / "c" / "b"), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    first = json.loads((tmp_path / "c" / "comparison.json").read_text())
+    assert again["metrics"] == first["metrics"] and again["wins"] == first["wins"]
+    assert main(["compare", str(kw), str(tmp_path / "c" / "b")]) == 2
+    assert "--data DIR is required" in capsys.readouterr().err
+
+    assert main(["eval", str(kw), "--data", str(tmp_path / "nothing-here"), "--quiet"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["compare", str(kw), str(kw), "--data", str(data), "--metric", "nDCG@5"]) == 2

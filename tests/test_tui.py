@@ -1,0 +1,311 @@
+"""Pilot tests of the terminal UI: each screen's main flow, with the deterministic `hash` encoder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("textual")
+
+from fake_plugins import make_registry  # noqa: E402
+from tui_helpers import make_image, write_beir, write_corpus, write_recipe  # noqa: E402
+
+import prismrag  # noqa: E402
+from prismrag.registry import PluginLoadError  # noqa: E402
+from prismrag.tui.app import PrismApp  # noqa: E402
+from prismrag.tui.eval_screen import EvalScreen  # noqa: E402
+from prismrag.tui.help_screen import HelpScreen  # noqa: E402
+from prismrag.tui.ingest_screen import IngestScreen  # noqa: E402
+from prismrag.tui.plugins_screen import PluginsScreen  # noqa: E402
+from prismrag.tui.recipe_screen import RecipeScreen  # noqa: E402
+from prismrag.tui.search_screen import SearchRequest, SearchScreen  # noqa: E402
+
+SIZE = (120, 40)
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+    """Let the app run until `condition()` holds (workers are threads)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+
+
+async def type_text(pilot, text: str) -> None:
+    for ch in text:
+        await pilot.press({" ": "space", "/": "slash", ".": "full_stop", "=": "equals_sign"}.get(ch, ch))
+
+
+@pytest.fixture
+def animals(tmp_path: Path):
+    """A corpus, a recipe over it (already ingested) and a registry with the hash encoder."""
+    write_corpus(tmp_path)
+    recipe = write_recipe(tmp_path)
+    registry = make_registry()
+    engine = prismrag.load_recipe(recipe, registry=registry)
+    engine.ingest()
+    engine.close()
+    return recipe, registry
+
+
+def text(widget) -> str:
+    """The plain text a Static shows (Rich renderables rendered 200 columns wide)."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=200, file=io.StringIO(), color_system=None)
+    console.print(widget.content)
+    return console.file.getvalue()
+
+
+def rows(table) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_search_as_you_type_shows_hits_and_why_they_ranked(animals):
+    recipe, registry = animals
+    app = PrismApp(recipe, registry=registry, recipes_dir=recipe.parent)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine_ready)
+        screen = app.screen
+        assert isinstance(screen, SearchScreen) and app.focused.id == "query"
+        await type_text(pilot, "loyal dog barks")
+        await wait_for(pilot, lambda: screen._request is not None and screen._request.query == "loyal dog barks")
+        table = screen.query_one("#hits")
+        assert table.row_count == 5 and rows(table)[0][2] == "dogs.md#0"
+        await wait_for(pilot, lambda: "why it ranked" in text(screen.query_one("#detail-body")))
+        detail = text(screen.query_one("#detail-body"))
+        assert "why it ranked" in detail and "rrf" in detail and "mmr" in detail
+        assert "dense" in detail and "words" in detail and "fusion share" in detail
+
+        # top-k and weights apply live
+        screen.query_one("#top-k").value = "2"
+        await wait_for(pilot, lambda: table.row_count == 2)
+        screen.query_one("#w-words").value = "0"
+        await wait_for(pilot, lambda: screen._request.weights == {"dense": 1.0, "words": 0.0})
+        assert screen._hits[0].provenance.contributions["words"] == 0.0
+
+        # a payload filter; a bad one is shown, not raised
+        screen.query_one("#top-k").value = ""
+        screen.query_one("#filter").value = "file=cats.md"
+        await wait_for(pilot, lambda: screen._request.filter_text == "file=cats.md" and table.row_count == 1)
+        assert rows(table)[0][2] == "cats.md#0"
+        screen.query_one("#filter").value = "nosuchfield=1"
+        await wait_for(pilot, lambda: "unknown field" in text(screen.query_one("#search-status")))
+        assert table.row_count == 0
+
+        # moving through the results updates the detail panel; Escape clears the query
+        screen.query_one("#filter").value = ""
+        await wait_for(pilot, lambda: table.row_count == 5 and not screen._request.filter_text)
+        await pilot.press("ctrl+r", "down")
+        await wait_for(pilot, lambda: screen._hits[1].id in text(screen.query_one("#detail-body")))
+        await pilot.press("slash", "escape")
+        await wait_for(pilot, lambda: table.row_count == 0)
+
+
+async def test_stale_results_are_dropped(animals):
+    recipe, registry = animals
+    app = PrismApp(recipe, registry=registry, warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await type_text(pilot, "owls")
+        await wait_for(pilot, lambda: screen.query_one("#hits").row_count > 0)
+        shown = [h.id for h in screen._hits]
+        old = SearchRequest(screen._seq - 1, "boats sea", None, "", None)
+        stale = app.engine.search_detailed("boats sea")
+        screen._show_results(old, stale, 0.0)
+        assert [h.id for h in screen._hits] == shown
+
+
+async def test_image_query_detects_modality_and_draws_the_image(tmp_path: Path):
+    write_corpus(tmp_path)
+    red, blue = make_image(tmp_path / "imgs" / "red.png"), make_image(tmp_path / "imgs" / "blue.png", (30, 30, 220))
+    recipe = write_recipe(tmp_path, rerank=False)
+    recipe.write_text(recipe.read_text().replace('glob: "*.md"}', 'glob: "*.md"}\n  - {use: images, path: ../imgs}'))
+    registry = make_registry()
+    app = PrismApp(recipe, registry=registry)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine_ready)
+        app.engine.ingest()
+        screen = app.screen
+        screen.query_one("#query").value = str(blue)
+        await wait_for(pilot, lambda: screen._request is not None and screen._hits)
+        assert screen._hits[0].payload["path"].endswith("blue.png")
+        assert "image query" in text(screen.query_one("#search-status"))
+        await wait_for(pilot, lambda: "▀" in text(screen.query_one("#detail-body")))
+        assert "blue.png" in text(screen.query_one("#detail-body"))
+        assert red.exists()
+
+
+async def test_recipe_screen_lists_validates_and_loads(animals, tmp_path: Path):
+    recipe, registry = animals
+    bad = recipe.parent / "broken.yaml"
+    bad.write_text(textwrap.dedent("""\
+        name: broken
+        retrievers:
+          dense:
+            encoder: {use: hash, dimension: -3}
+            colour: blue
+        """))
+    app = PrismApp(registry=registry, recipes_dir=recipe.parent, warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RecipeScreen)
+        options = screen.query_one("#recipe-list")
+        assert options.option_count == 2
+        options.highlighted = 1  # broken.yaml sorts before animals.yaml? check by id
+        await pilot.pause()
+        ids = [options.get_option_at_index(i).id for i in range(2)]
+        options.highlighted = ids.index(str(bad))
+        await pilot.pause()
+        errors = screen.query_one("#recipe-errors")
+        assert errors.display and errors.row_count >= 1
+        fields = [r[0] for r in rows(errors)]
+        assert "retrievers.dense.colour" in fields
+        await pilot.press("enter")  # refuses to load an invalid recipe
+        assert app.engine is None
+
+        options.highlighted = ids.index(str(recipe))
+        await pilot.pause()
+        assert not errors.display
+        summary = text(screen.query_one("#recipe-summary"))
+        assert "retrievers" in summary and "rrf" in summary and "mmr" in summary
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.engine is not None and app.engine.name == "animals"
+        assert isinstance(app.screen, SearchScreen)
+
+        # a typed path that does not exist is reported, not loaded
+        await pilot.press("f2")
+        screen.query_one("#recipe-path").value = str(tmp_path / "nope.yaml")
+        await pilot.pause()
+        assert "no such recipe file" in str(screen.query_one("#recipe-errors").get_row_at(0)[1])
+
+
+async def test_ingest_screen_progress_errors_cancel_and_resume(tmp_path: Path):
+    docs = {f"note{i:02d}.md": f"# Note {i}\n\nThis is note number {i} about topic {i % 3}." for i in range(12)}
+    write_corpus(tmp_path, docs)
+    (tmp_path / "docs" / "empty.md").write_text("")
+    recipe = write_recipe(tmp_path, rerank=False, extra="ingest: {batch_size: 2, cache: false}\n")
+    recipe.write_text(recipe.read_text().replace('salt: "w"}', 'salt: "w", delay: 0.15}'))
+    registry = make_registry()
+    app = PrismApp(recipe, registry=registry, warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        screen = app.screen
+        assert isinstance(screen, IngestScreen)
+        await pilot.press("i")
+        await wait_for(pilot, lambda: "encode" in screen._rows and screen.tracker.stages["encode"].done >= 2)
+        assert screen._ingesting and screen.query_one("#ingest-start").disabled
+        await pilot.press("c")
+        await wait_for(pilot, lambda: not screen._ingesting)
+        assert "cancelled" in text(screen.query_one("#ingest-summary"))
+        partial = app.engine.store.info().points
+        assert 0 < partial < 12
+
+        await pilot.press("i")  # resumes: only what is missing is encoded
+        await wait_for(pilot, lambda: not screen._ingesting, timeout=20)
+        summary = text(screen.query_one("#ingest-summary"))
+        assert "done" in summary and f"{12 - partial} added" in summary and f"{partial} unchanged" in summary
+        assert app.engine.store.info().points == 12
+        errors = rows(screen.query_one("#ingest-errors"))
+        assert errors == [["../docs/empty.md", "file is empty; skipped"]]
+        assert "items/s" in text(screen._rows["encode"].query_one(".stage-count"))
+
+
+async def test_plugins_screen_lists_components_and_load_errors(tmp_path: Path):
+    registry = make_registry()
+    registry.all_components()
+    registry.load_errors.append(PluginLoadError("broken", "prism-broken", "ImportError: No module named 'nothing'"))
+    app = PrismApp(registry=registry, recipes_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f6")
+        screen = app.screen
+        assert isinstance(screen, PluginsScreen)
+        table = screen.query_one("#plugins")
+        names = {r[1]: r for r in rows(table)}
+        assert names["hash"][:5] == ["encoder", "hash", "image, text", "dense", "64 (param)"]
+        assert names["hash"][6] == "(tests)"
+        assert names["bm25"][4] == "sparse" and names["rrf"][0] == "fusion"
+        errors = screen.query_one("#plugin-errors")
+        assert errors.display and rows(errors)[0][:2] == ["broken", "prism-broken"]
+        assert "hashed bag of words" not in text(screen.query_one("#plugin-description"))
+        hash_row = [r[1] for r in rows(table)].index("hash")
+        table.move_cursor(row=hash_row)
+        await pilot.pause()
+        assert "hashed bag of words" in text(screen.query_one("#plugin-description"))
+
+
+async def test_eval_screen_runs_compares_and_drills_down(tmp_path: Path):
+    data = write_beir(tmp_path)
+    a = write_recipe(tmp_path, "alpha", rerank=False)
+    b = write_recipe(tmp_path, "beta", salt="b", rerank=False)
+    app = PrismApp(a, registry=make_registry(), warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        screen = app.screen
+        assert isinstance(screen, EvalScreen)
+        screen.query_one("#eval-data").value = str(data)
+        screen.query_one("#eval-other").value = str(b)
+        await pilot.click("#eval-run")
+        await wait_for(pilot, lambda: screen.outcome is not None, timeout=30)
+        metrics = rows(screen.query_one("#eval-metrics"))
+        assert [r[0] for r in metrics][:2] == ["nDCG@10", "Recall@10"] and len(metrics[0]) == 6
+        queries = screen.query_one("#eval-queries")
+        assert [r[0] for r in rows(queries)] == ["q1", "q2", "q3"]
+        queries.focus()
+        queries.move_cursor(row=2)
+        await pilot.pause()
+        detail = text(screen.query_one("#eval-detail-body"))
+        assert "rails and stations" in detail and "trains" in detail and "✓" in detail
+        assert "retrieved by A alpha" in detail and "retrieved by B beta" in detail
+
+        screen.query_one("#eval-data").value = str(tmp_path / "missing")
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: "does not exist" in text(screen.query_one("#eval-status")))
+
+
+async def test_help_theme_palette_and_screen_keys(animals):
+    recipe, registry = animals
+    app = PrismApp(recipe, registry=registry, warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, SearchScreen)
+        dark = app.theme
+        await pilot.press("ctrl+t")
+        assert app.theme != dark and "light" in app.theme
+        for key, cls in (("f2", RecipeScreen), ("f3", IngestScreen), ("f5", EvalScreen), ("f6", PluginsScreen),
+                         ("f4", SearchScreen)):
+            await pilot.press(key)
+            assert isinstance(app.screen, cls)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Go to Search" in titles and f"Open recipe {recipe}" in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "CommandPalette"
+
+
+def test_tui_subcommand_is_registered_without_importing_textual():
+    code = (
+        "import sys; from prismrag.cli import build_parser; p = build_parser(); "
+        "a = p.parse_args(['tui', 'r.yaml']); print(a.recipe, a.func.__name__, "
+        "'textual' in sys.modules, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["r.yaml", "cmd_tui", "False", "False"]

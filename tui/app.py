@@ -1,0 +1,203 @@
+"""`PrismApp`: the Textual application. A thin client of the prismrag core API."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from prismrag import PrismError, Registry
+from prismrag.recipe import BuiltRecipe, build_recipe, load_recipe_spec
+
+from .base import PrismScreen
+from .eval_screen import EvalScreen
+from .help_screen import HelpScreen
+from .ingest_screen import IngestScreen
+from .plugins_screen import PluginsScreen
+from .recipe_screen import RecipeScreen
+from .search_screen import SearchScreen
+
+if TYPE_CHECKING:
+    from prismrag.engine import Engine
+
+SCREEN_TITLES = {
+    "recipe": "Recipe",
+    "ingest": "Ingest",
+    "search": "Search",
+    "eval": "Eval",
+    "plugins": "Plugins",
+}
+
+
+class PrismApp(App[int]):
+    """Pick a recipe, ingest it, query it in any modality and see why each hit ranked."""
+
+    CSS_PATH = Path(__file__).with_name("prism.tcss")
+    TITLE = "prism"
+    MODES = {
+        "recipe": RecipeScreen,
+        "ingest": IngestScreen,
+        "search": SearchScreen,
+        "eval": EvalScreen,
+        "plugins": PluginsScreen,
+    }
+    DEFAULT_MODE = "recipe"
+    BINDINGS = [
+        Binding("f1", "help", "Help"),
+        Binding("f2", "switch_mode('recipe')", "Recipe"),
+        Binding("f3", "switch_mode('ingest')", "Ingest"),
+        Binding("f4", "switch_mode('search')", "Search"),
+        Binding("f5", "switch_mode('eval')", "Eval"),
+        Binding("f6", "switch_mode('plugins')", "Plugins"),
+        Binding("ctrl+t", "toggle_theme", "Theme"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        recipe: str | Path | None = None,
+        *,
+        registry: Registry | None = None,
+        recipes_dir: str | Path = "recipes",
+        light: bool = False,
+        warm_up: bool = True,
+    ) -> None:
+        super().__init__()
+        self.registry = registry or Registry()
+        self.recipes_dir = Path(recipes_dir)
+        self.initial_recipe = Path(recipe) if recipe else None
+        self.engine: Engine | None = None
+        self.recipe_path: Path | None = None
+        self.generation = 0
+        """Bumped whenever another engine is loaded, so screens know to refresh."""
+        self.engine_ready = False
+        self.engine_status = "no recipe loaded: pick one on the Recipe screen (F2)"
+        self.search_lock = threading.Lock()
+        """Serializes engine calls from search workers (the newest waiting query wins)."""
+        self.warm_up = warm_up
+        self.theme = "textual-light" if light else "textual-dark"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_mount(self) -> None:
+        if self.initial_recipe is None:
+            return
+        try:
+            self.open_recipe(self.initial_recipe)
+        except PrismError:
+            self.switch_mode("recipe")  # the recipe screen shows the problems inline
+            return
+        self.switch_mode("search")
+
+    def on_unmount(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+    # ------------------------------------------------------------------ recipes
+
+    def find_recipes(self) -> list[Path]:
+        """Recipe files under the recipes folder (and the one given on the command line)."""
+        found: list[Path] = []
+        if self.recipes_dir.is_dir():
+            for pattern in ("*.yaml", "*.yml", "*.toml"):
+                found.extend(self.recipes_dir.glob(pattern))
+        if self.initial_recipe is not None and self.initial_recipe not in found:
+            found.append(self.initial_recipe)
+        return sorted(set(found))
+
+    def validate_recipe(self, path: str | Path) -> BuiltRecipe:
+        """Validate a recipe without loading models (raises RecipeError with field paths)."""
+        spec, source, base_dir = load_recipe_spec(path)
+        return build_recipe(spec, source, base_dir, self.registry)
+
+    def open_recipe(self, path: str | Path) -> Engine:
+        """Make `path` the current recipe; models load in a background worker."""
+        from prismrag.engine import Engine
+
+        built = self.validate_recipe(path)
+        old = self.engine
+        self.engine = Engine(built, self.registry)
+        self.recipe_path = Path(path)
+        self.generation += 1
+        self.engine_ready = False
+        self.engine_status = f"loading {built.spec.name}…"
+        self.sub_title = built.spec.name
+        if old is not None:
+            self._close_engine(old)
+        if self.warm_up:
+            self._warm(self.engine, self.generation)
+        else:
+            self.engine_ready = True
+            self.engine_status = ""
+        self._notify_screen()
+        return self.engine
+
+    @work(thread=True, group="engine", exit_on_error=False)
+    def _close_engine(self, engine: Engine) -> None:
+        with self.search_lock:
+            engine.close()
+
+    @work(thread=True, group="engine", exit_on_error=False)
+    def _warm(self, engine: Engine, generation: int) -> None:
+        """Open the store and load every query encoder, so the first keystroke is fast."""
+        status = ""
+        try:
+            with self.search_lock:
+                engine.open()
+                points = engine.store.info().points
+                if points:
+                    engine.search_detailed("warm up", top_k=1)
+                else:
+                    status = "the index is empty: ingest it first (F3)"
+        except PrismError as exc:
+            status = f"error: {exc}"
+        except Exception as exc:  # a broken plugin must not take the UI down
+            status = f"error: {type(exc).__name__}: {exc}"
+        self.call_from_thread(self._warmed, generation, status)
+
+    def _warmed(self, generation: int, status: str) -> None:
+        if generation != self.generation:
+            return
+        self.engine_ready = True
+        self.engine_status = status
+        self._notify_screen()
+
+    def _notify_screen(self) -> None:
+        screen = self.screen
+        if isinstance(screen, PrismScreen):
+            screen.sync_engine()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.current_mode))
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, title in SCREEN_TITLES.items():
+            yield SystemCommand(f"Go to {title}", f"Switch to the {title} screen", _callback(self.switch_mode, mode))
+        yield SystemCommand("Toggle light/dark", "Switch between the light and dark theme", self.action_toggle_theme)
+        for path in self.find_recipes():
+            yield SystemCommand(f"Open recipe {path}", "Validate and load this recipe", _callback(self._open_from_palette, path))
+
+    def _open_from_palette(self, path: Path) -> None:
+        try:
+            self.open_recipe(path)
+        except PrismError as exc:
+            self.notify(str(exc), title="recipe problems", severity="error")
+            return
+        self.switch_mode("search")
+
+
+def _callback(fn: Any, arg: Any) -> Any:
+    return lambda: fn(arg)

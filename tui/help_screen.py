@@ -1,0 +1,66 @@
+"""The help screen: what each screen does and its keys."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# prism: the terminal UI
+
+| key | does |
+| --- | --- |
+| **F1** | this help (Esc closes it) |
+| **F2** | Recipe: pick a recipe, see it validated and summarised, Enter loads it |
+| **F3** | Ingest: index the recipe's sources; progress per stage, errors per item, cancellable |
+| **F4** | Search: search as you type, filters, top-k and fusion weights, why each hit ranked |
+| **F5** | Eval: run a data set's queries, metrics, per-query drill-down, two recipes compared |
+| **F6** | Plugins: every installed component, and plugins that failed to load |
+| **Ctrl+P** | command palette: screens, recipes, theme |
+| **Ctrl+T** | light / dark theme |
+| **Ctrl+Q** | quit |
+
+## Search
+
+Type a query: results follow as you type. A path to an existing file (an image, audio clip, point
+cloud, video) queries with that file; its modality comes from the extension. **Ctrl+O** opens a
+file picker.
+
+- **filter**: `lang=en`, `year>=2020`, `tag=a|b` (any of), `lang!=de`; several, space-separated,
+  all must hold; quote values with spaces (`title="a b"`).
+- **top k**: how many hits to show (empty: the recipe's `search.top_k`).
+- **weights**: each retriever's weight in the fusion; change one and watch the ranking move.
+
+Move through the results with the arrow keys (**Ctrl+R** focuses the table, **/** the query box).
+The panel on the right shows the hit: each retriever's rank and score, its share of the fused
+score, each reranker's change, then the content with the query's words highlighted (an image is
+drawn in the terminal) and the stored metadata.
+
+## Ingest
+
+**i** ingests (only new and changed items are encoded), **r** rebuilds from scratch, **c** or
+**Esc** cancels between batches: every batch written so far stays, and the next ingest resumes.
+
+## Eval
+
+Give a data folder (BEIR layout: corpus.jsonl, queries.jsonl, qrels/test.tsv) and optionally a
+second recipe to compare with; **Enter** or **Ctrl+G** runs, **Ctrl+S** stops. Select a query to see its relevant items and what was
+retrieved.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys and a short guide to each screen."""
+
+    BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
+
+    def __init__(self, mode: str = "") -> None:
+        super().__init__()
+        self.mode = mode
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help", classes="dialog"):
+            yield Markdown(HELP)

@@ -1,0 +1,160 @@
+"""Pure rendering helpers (Rich only, no Textual): snippets, highlights, images, provenance."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+
+from prismrag.types import Hit
+
+_WORD = re.compile(r"\w+")
+_HEADING = re.compile(r"(?m)^\s*#{1,6}\s+")
+_STOP = frozenset(
+    ["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "how", "i", "in", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when", "where", "which", "who", "why", "will", "with", "do", "does", "can", "my", "your"]
+)
+HIGHLIGHT = "bold reverse"
+
+
+def query_terms(query: str) -> list[str]:
+    """The words of a text query worth highlighting (no stop words, longest first)."""
+    words = {w for w in _WORD.findall(query.lower()) if len(w) > 1 and w not in _STOP}
+    return sorted(words, key=lambda w: (-len(w), w))
+
+
+def snippet(payload: Mapping[str, Any], width: int = 60) -> str:
+    """One line for the results table: the start of the text, or the file name of media."""
+    text = payload.get("text")
+    if text is None:
+        path = payload.get("path") or payload.get("source") or ""
+        text = Path(str(path)).name if path else ""
+    text = " ".join(_HEADING.sub(" ", str(text)).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def highlighted(text: str, terms: Sequence[str], limit: int = 4000) -> Text:
+    """The text with the query's terms highlighted (case-insensitive, whole or partial words)."""
+    out = Text(text if len(text) <= limit else text[:limit] + "…")
+    if terms:
+        out.highlight_words(terms, style=HIGHLIGHT, case_sensitive=False)
+    return out
+
+
+def image_blocks(path: str | Path, width: int = 40, max_rows: int = 16) -> Text:
+    """An image as half-block characters: each cell shows two pixels (upper fg, lower bg)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        w, h = img.size
+        cols = max(1, min(width, w))
+        rows2 = max(2, round(h * cols / w))  # two pixel rows per text row
+        if rows2 > 2 * max_rows:
+            rows2 = 2 * max_rows
+            cols = max(1, round(w * rows2 / h))
+        rows2 += rows2 % 2
+        small = img.resize((cols, rows2))
+        pixels = small.load()
+    text = Text()
+    for y in range(0, rows2, 2):
+        for x in range(cols):
+            top, bottom = pixels[x, y], pixels[x, y + 1]
+            text.append("▀", style=f"rgb({top[0]},{top[1]},{top[2]}) on rgb({bottom[0]},{bottom[1]},{bottom[2]})")
+        text.append("\n")
+    text.rstrip()
+    return text
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def grid(rows: Sequence[Sequence[str | Text]], header: Sequence[str] | None = None,
+          right: Iterable[int] = ()) -> Text:
+    """Rows as aligned columns in one Text (much cheaper to render than a Rich Table)."""
+    cells = [list(header)] + [list(r) for r in rows] if header else [list(r) for r in rows]
+    if not cells:
+        return Text()
+    ncols = max(len(r) for r in cells)
+    widths = [max(len(Text(c).plain if isinstance(c, str) else c.plain) for c in (r[i] for r in cells if i < len(r)))
+              for i in range(ncols)]
+    right = set(right)
+    out = Text()
+    for n, row in enumerate(cells):
+        line = Text(style="bold" if header and n == 0 else "")
+        for i, cell in enumerate(row):
+            cell = Text(cell) if isinstance(cell, str) else cell
+            pad = " " * (widths[i] - len(cell.plain))
+            if i in right:
+                line.append(pad)
+                line.append_text(cell)
+            else:
+                line.append_text(cell)
+                if i < len(row) - 1:
+                    line.append(pad)
+            if i < len(row) - 1:
+                line.append("  ")
+        out.append_text(line.rstrip() or line)
+        if n < len(cells) - 1:
+            out.append("\n")
+    return out
+
+
+def provenance_table(hit: Hit, routed: Iterable[str], top_ks: Mapping[str, int]) -> Text:
+    """Per retriever: rank, raw score and what it added to the fused score."""
+    prov = hit.provenance
+    total = sum(prov.contributions.values()) or 0.0
+    rows: list[list[str | Text]] = []
+    for name in routed:
+        trace = prov.retrievers.get(name)
+        if trace is None:
+            rows.append([name, Text("—", style="dim"), Text(f"not in its top {top_ks.get(name, '?')}", style="dim"), ""])
+            continue
+        share = ""
+        if prov.fusion:
+            contrib = prov.contributions.get(name)
+            if contrib is not None:
+                pct = f" ({100 * contrib / total:.0f}%)" if total > 0 else ""
+                share = f"+{contrib:.4f}{pct}"
+        rows.append([name, str(trace.rank), _fmt(trace.score), share])
+    header = ["retriever", "rank", "score", "fusion share" if prov.fusion else ""]
+    return grid(rows, header, right=(1, 2))
+
+
+def explain(hit: Hit, routed: Sequence[str], top_ks: Mapping[str, int]) -> Text:
+    """The provenance block of the detail panel: retrievers, fusion, rerankers."""
+    prov = hit.provenance
+    out = provenance_table(hit, routed, top_ks)
+    out.append("\n")
+    if prov.fusion:
+        out.append_text(Text.assemble(("fusion ", "bold"), f"{prov.fusion}: fused score {_fmt(prov.fused_score)}"))
+    else:
+        out.append("single retriever: no fusion", style="dim")
+    for r in prov.rerank:
+        moved = r.rank_before - r.rank_after
+        arrow = "↑" if moved > 0 else ("↓" if moved < 0 else "=")
+        style = "green" if moved > 0 else ("red" if moved < 0 else "dim")
+        stage = r.stage.split(":", 1)[-1]
+        out.append("\n")
+        out.append_text(Text.assemble(
+            ("rerank ", "bold"), f"{stage}: score {_fmt(r.score)}, rank {r.rank_before} → {r.rank_after} ",
+            (f"{arrow}{abs(moved) if moved else ''}", style),
+        ))
+    return out
+
+
+def metadata_table(payload: Mapping[str, Any], skip: Iterable[str] = ("text",)) -> Text:
+    """Payload fields other than the text, one per row."""
+    skipped = set(skip)
+    rows: list[list[str | Text]] = []
+    for key in sorted(payload):
+        if key in skipped:
+            continue
+        value = payload[key]
+        if isinstance(value, Mapping):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        rows.append([Text(key, style="bold"), str(value)])
+    return grid(rows)
