@@ -68,6 +68,15 @@ class Media:
 Content = str | Media
 
 
+def as_text(content: Content) -> str:
+    """Text content as a string (media bytes decoded as UTF-8, bad bytes replaced)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Media):
+        return content.read().decode("utf-8", "replace")
+    raise TypeError(f"expected text, got {type(content).__name__}")
+
+
 @dataclass(frozen=True)
 class Span:
     """Where a chunk sits in its parent: a character range, a page, or a time range in seconds."""

@@ -31,7 +31,7 @@ from prismrag import Encoder, Modality, Params, hookimpl
 from prismrag.components import Context
 from prismrag.errors import PrismError
 from prismrag.models import import_optional
-from prismrag.types import Content, Media, Role, SparseBatch
+from prismrag.types import Content, Role, SparseBatch, as_text
 
 ENGLISH_STOP_WORDS = frozenset(
     """
@@ -79,14 +79,6 @@ class BM25Params(Params):
         if self.min_token_len > self.max_token_len:
             raise ValueError("min_token_len exceeds max_token_len")
         return self
-
-
-def _as_text(content: Content) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Media):
-        return content.read().decode("utf-8", "replace")
-    raise TypeError(f"expected text, got {type(content).__name__}")
 
 
 def term_id(token: str) -> int:
@@ -180,7 +172,7 @@ class BM25Encoder(Encoder):
     def encode(self, contents: Sequence[Content], modality: Modality, role: Role) -> SparseBatch:
         p = self.params
         n = len(contents)
-        rows, ids = self._term_ids([_as_text(c) for c in contents])
+        rows, ids = self._term_ids([as_text(c) for c in contents])
         # one entry per (row, term): sorting the combined key groups duplicates, rows in order
         keys, tf = np.unique((rows << 32) | ids, return_counts=True)
         entry_rows = keys >> 32

@@ -38,7 +38,7 @@ from prismrag.models import (
     probe_hub,
     resolve_model_path,
 )
-from prismrag.types import Content, Media, Role
+from prismrag.types import Content, Media, Role, as_text
 
 _OPEN_CLIP_LOCK = threading.Lock()
 """open_clip keeps its model-config registry in a module global."""
@@ -214,7 +214,7 @@ class OpenClipEncoder(Encoder):
                     batch = torch.stack(pixels[i : i + bs]).to(device)
                     parts.append(model.encode_image(batch).float().cpu().numpy())
             else:
-                texts = [_as_text(c) for c in contents]
+                texts = [as_text(c) for c in contents]
                 for i in range(0, len(texts), bs):
                     tokens = tokenizer(texts[i : i + bs]).to(device)
                     parts.append(model.encode_text(tokens).float().cpu().numpy())
@@ -263,14 +263,6 @@ def _load_image(content: Content, preprocess: Any) -> Any:
         return preprocess(image)
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError…
         return f"{_label(content)}: {type(exc).__name__}: {exc}"
-
-
-def _as_text(content: Content) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Media):
-        return content.read().decode("utf-8", "replace")
-    raise TypeError(f"expected text, got {type(content).__name__}")
 
 
 def _cached_hub_weights(hf_hub: str) -> str | None:

