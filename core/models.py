@@ -11,10 +11,11 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .components import Context
 from .errors import MissingDependencyError, ModelNotAvailableError
@@ -30,6 +31,31 @@ PROBE_TIMEOUT = 5.0
 """Seconds one request asking the hub whether a model exists may take (before any download)."""
 
 _TRUE = {"1", "true", "yes", "on"}
+
+T = TypeVar("T")
+
+
+class LoadOnce(Generic[T]):
+    """Calls `load` on first use, once even when several threads ask at the same time.
+
+    A failed load raises to its caller and is tried again on the next call.
+    """
+
+    def __init__(self, load: Callable[[], T]):
+        self._load = load
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._load()
+        return self._value
+
+    @property
+    def loaded(self) -> bool:
+        return self._value is not None
 
 
 def is_offline() -> bool:

@@ -31,6 +31,7 @@ from prismrag import Encoder, Modality, Params, hookimpl
 from prismrag.components import Context
 from prismrag.errors import ItemError, ModelNotAvailableError, PrismError
 from prismrag.models import (
+    LoadOnce,
     bound_hub_timeouts,
     import_optional,
     is_offline,
@@ -92,9 +93,8 @@ class OpenClipEncoder(Encoder):
 
     def __init__(self, params: Params | None = None, context: Context | None = None):
         super().__init__(params, context)
-        self._loaded: tuple[Any, Any, Any, str] | None = None  # model, preprocess, tokenizer, device
+        self._load = LoadOnce(self._load_model)  # model, preprocess, tokenizer, device
         self._dim: int | None = None
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ model
 
@@ -167,30 +167,24 @@ class OpenClipEncoder(Encoder):
             probe_hub(os.path.split(cfg["hf_hub"])[0], self._where, label=f"{arch}/{tag}")
         return arch, tag, True, {}
 
-    def _load(self) -> tuple[Any, Any, Any, str]:
-        if self._loaded is not None:
-            return self._loaded
-        with self._lock:
-            if self._loaded is not None:
-                return self._loaded
-            open_clip = self._open_clip()
-            import torch
+    def _load_model(self) -> tuple[Any, Any, Any, str]:
+        open_clip = self._open_clip()
+        import torch
 
-            device = self.params.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            label = self.params.model or self.params.model_config_path or ""
-            with _OPEN_CLIP_LOCK:
-                arch = self._architecture(open_clip)
-                name, pretrained, remote, preprocessing = self._weights(open_clip, arch)
-                with model_errors(f"{label}/{self.params.pretrained or ''}".rstrip("/"), self._where, remote=remote):
-                    model, _, preprocess = open_clip.create_model_and_transforms(
-                        name, pretrained=pretrained, device=device, **preprocessing
-                    )
-                    tokenizer = open_clip.get_tokenizer(name)
-            model.eval()
-            cfg = open_clip.get_model_config(name) or {}
-            self._dim = cfg.get("embed_dim")
-            self._loaded = (model, preprocess, tokenizer, device)
-            return self._loaded
+        device = self.params.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        label = self.params.model or self.params.model_config_path or ""
+        with _OPEN_CLIP_LOCK:
+            arch = self._architecture(open_clip)
+            name, pretrained, remote, preprocessing = self._weights(open_clip, arch)
+            with model_errors(f"{label}/{self.params.pretrained or ''}".rstrip("/"), self._where, remote=remote):
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name, pretrained=pretrained, device=device, **preprocessing
+                )
+                tokenizer = open_clip.get_tokenizer(name)
+        model.eval()
+        cfg = open_clip.get_model_config(name) or {}
+        self._dim = cfg.get("embed_dim")
+        return model, preprocess, tokenizer, device
 
     def dimension(self) -> int:
         if self._dim is None:

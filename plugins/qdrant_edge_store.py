@@ -145,6 +145,35 @@ def batch_rows(vectors: Vectors, field: VectorField) -> list[Any]:
     return multi_rows(vectors, field)
 
 
+def field_named(fields: Mapping[str, VectorField], name: str) -> VectorField:
+    """The open field `name`, or a QueryError listing the fields there are."""
+    try:
+        return fields[name]
+    except KeyError:
+        raise QueryError(f"no vector field {name!r} in this index; fields: {', '.join(sorted(fields)) or 'none'}") from None
+
+
+def batch_points(
+    batch: PointBatch, fields: Mapping[str, VectorField], sparse: Callable[[list[int], list[float]], Any]
+) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Each point of a batch as (uuid, vector per field, payload with the item id), lengths checked;
+    `sparse(indices, values)` builds the engine's own sparse vector."""
+    n = len(batch.ids)
+    if len(batch.payloads) != n:
+        raise ValueError(f"{n} ids but {len(batch.payloads)} payloads")
+    columns: dict[str, list[Any]] = {}
+    for name, vectors in batch.vectors.items():
+        field = field_named(fields, name)
+        rows = batch_rows(vectors, field)
+        if len(rows) != n:
+            raise ValueError(f"{n} ids but {len(rows)} vectors for {name!r}")
+        columns[name] = [sparse(ind, val) for ind, val in rows] if field.kind == "sparse" else rows
+    return [
+        (point_uuid(item_id), {k: col[i] for k, col in columns.items()}, {**batch.payloads[i], ID_KEY: item_id})
+        for i, item_id in enumerate(batch.ids)
+    ]
+
+
 def query_row(vector: Vectors | Any, field: VectorField) -> Any:
     """The one query vector of a batch-of-one, as Python lists (sparse: (indices, values))."""
     if field.kind == "sparse":
@@ -480,33 +509,14 @@ class QdrantEdgeStore(Store):
         return self._shard
 
     def _field(self, name: str) -> VectorField:
-        try:
-            return self._fields[name]
-        except KeyError:
-            raise QueryError(f"no vector field {name!r} in this index; fields: {', '.join(sorted(self._fields)) or 'none'}") from None
+        return field_named(self._fields, name)
 
     # -------------------------------------------------------------- writes
 
     def upsert(self, batch: PointBatch) -> None:
         shard = self._need()
-        n = len(batch.ids)
-        if len(batch.payloads) != n:
-            raise ValueError(f"{n} ids but {len(batch.payloads)} payloads")
-        columns: dict[str, list[Any]] = {}
-        for name, vectors in batch.vectors.items():
-            field = self._field(name)
-            rows = batch_rows(vectors, field)
-            if len(rows) != n:
-                raise ValueError(f"{n} ids but {len(rows)} vectors for {name!r}")
-            if field.kind == "sparse":
-                rows = [qe.SparseVector(ind, val) for ind, val in rows]
-            columns[name] = rows
-        names = list(columns)
-        points = []
-        for i, item_id in enumerate(batch.ids):
-            payload = dict(batch.payloads[i])
-            payload[ID_KEY] = item_id
-            points.append(qe.Point(point_uuid(item_id), {k: columns[k][i] for k in names}, payload))
+        points = [qe.Point(uid, vectors, payload) for uid, vectors, payload in batch_points(batch, self._fields, qe.SparseVector)]
+        n = len(points)
         try:
             for part in chunks(points, UPSERT_CHUNK):
                 shard.update(qe.UpdateOperation.upsert_points(list(part)))

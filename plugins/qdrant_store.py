@@ -46,12 +46,13 @@ from prismrag.types import ScoredId, Vectors
 from .qdrant_edge_store import (
     DISTANCE_SIGN,
     SCROLL_PAGE,
-    batch_rows,
+    batch_points,
     build_filter,
     check_fields,
     chunks,
     disk_bytes,
     field_info,
+    field_named,
     filter_plan,
     layout_problems,
     mismatch_error,
@@ -264,33 +265,20 @@ class QdrantStore(Store):
         return self._client
 
     def _field(self, name: str) -> VectorField:
-        try:
-            return self._fields[name]
-        except KeyError:
-            raise QueryError(f"no vector field {name!r} in this index; fields: {', '.join(sorted(self._fields)) or 'none'}") from None
+        return field_named(self._fields, name)
 
     # -------------------------------------------------------------- writes
 
     def upsert(self, batch: PointBatch) -> None:
         client = self._need()
         m = _models()
-        n = len(batch.ids)
-        if len(batch.payloads) != n:
-            raise ValueError(f"{n} ids but {len(batch.payloads)} payloads")
-        columns: dict[str, list[Any]] = {}
-        for name, vectors in batch.vectors.items():
-            field = self._field(name)
-            rows = batch_rows(vectors, field)
-            if len(rows) != n:
-                raise ValueError(f"{n} ids but {len(rows)} vectors for {name!r}")
-            if field.kind == "sparse":
-                rows = [m.SparseVector(indices=ind, values=val) for ind, val in rows]
-            columns[name] = rows
-        points = []
-        for i, item_id in enumerate(batch.ids):
-            payload = dict(batch.payloads[i])
-            payload[ID_KEY] = item_id
-            points.append(m.PointStruct(id=point_uuid(item_id), vector={k: col[i] for k, col in columns.items()}, payload=payload))
+        points = [
+            m.PointStruct(id=uid, vector=vectors, payload=payload)
+            for uid, vectors, payload in batch_points(
+                batch, self._fields, lambda ind, val: m.SparseVector(indices=ind, values=val)
+            )
+        ]
+        n = len(points)
         try:
             for part in chunks(points, UPSERT_CHUNK):
                 client.upsert(self.collection, points=list(part), wait=True)

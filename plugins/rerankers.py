@@ -7,7 +7,6 @@ torch at import time.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ from pydantic import ConfigDict, Field
 from prismrag.components import Candidate, Context, Params, RerankContext, Reranker, RerankParams
 from prismrag.errors import MissingDependencyError, QueryError
 from prismrag.hookspecs import hookimpl
+from prismrag.models import LoadOnce
 from prismrag.types import Query, ScoredId
 
 # ------------------------------------------------------------------------------ cross-encoder
@@ -50,8 +50,7 @@ class CrossEncoderReranker(Reranker):
 
     def __init__(self, params: Params | None = None, context: Context | None = None):
         super().__init__(params, context)
-        self._model: Any = None
-        self._lock = threading.Lock()
+        self._model = LoadOnce(self._load)
 
     @property
     def where(self) -> str:
@@ -59,11 +58,7 @@ class CrossEncoderReranker(Reranker):
 
     def model(self) -> Any:
         """The CrossEncoder, loaded on first use (once, even from several threads)."""
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._load()
-        return self._model
+        return self._model()
 
     def _load(self) -> Any:
         params: CrossEncoderParams = self.params  # type: ignore[assignment]

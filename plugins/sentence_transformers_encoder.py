@@ -10,7 +10,6 @@ first `encode` or `dimension` call.
 from __future__ import annotations
 
 import importlib.util
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ from pydantic import Field, model_validator
 from prismrag import Encoder, Modality, Params, hookimpl
 from prismrag.components import Context
 from prismrag.errors import PrismError
-from prismrag.models import import_optional, is_local, model_errors, resolve_model_path
+from prismrag.models import LoadOnce, import_optional, is_local, model_errors, resolve_model_path
 from prismrag.types import Content, Role, as_text
 
 SHIPPED_MINILM = frozenset({"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"})
@@ -83,19 +82,14 @@ class SentenceTransformerEncoder(Encoder):
 
     def __init__(self, params: Params | None = None, context: Context | None = None):
         super().__init__(params, context)
-        self._model: Any = None
-        self._lock = threading.Lock()
+        self._model = LoadOnce(self._load)
 
     # ------------------------------------------------------------------ model
 
     @property
     def model(self) -> Any:
         """The loaded `SentenceTransformer` (loads it on first use)."""
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._load()
-        return self._model
+        return self._model()
 
     def _load(self) -> Any:
         p = self.params

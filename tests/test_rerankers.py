@@ -219,7 +219,7 @@ def test_cross_encoder_refuses_non_text_query() -> None:
     with pytest.raises(QueryError, match="text queries only"):
         reranker.rerank(query, text_candidates(), RerankContext())
     assert reranker.rerank(Query.text("q"), [], RerankContext()) == []
-    assert reranker._model is None
+    assert not reranker._model.loaded
 
 
 def test_cross_encoder_missing_model_fails_at_once() -> None:

@@ -22,19 +22,9 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from beir_text import read_beir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def read_beir(folder: Path) -> tuple[list[str], list[str], list[str]]:
-    ids, texts = [], []
-    for line in (folder / "corpus.jsonl").open(encoding="utf-8"):
-        rec = json.loads(line)
-        ids.append(rec["_id"])
-        texts.append("\n".join(p for p in (rec.get("title"), rec.get("text")) if p))
-    judged = {line.split("\t")[0] for line in (folder / "qrels" / "test.tsv").open() if not line.startswith("query-id")}
-    queries = [json.loads(line) for line in (folder / "queries.jsonl").open(encoding="utf-8")]
-    return ids, texts, [q["text"] for q in queries if q["_id"] in judged]
 
 
 def pct(ms: list[float]) -> dict[str, float]:
@@ -56,7 +46,8 @@ def main() -> int:
     import qdrant_edge as qe
     from sentence_transformers import SentenceTransformer
 
-    ids, texts, queries = read_beir(Path(args.data))
+    ids, texts, judged = read_beir(Path(args.data))
+    queries = [text for _, text in judged]
     out: dict = {"docs": len(texts), "queries": len(queries), "threads": os.cpu_count()}
 
     t = time.perf_counter()

@@ -27,23 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from beir_text import read_beir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 DEPTH = 100
 BATCH = 32
-
-
-def read_beir(folder: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]:
-    ids, texts = [], []
-    for line in (folder / "corpus.jsonl").open(encoding="utf-8"):
-        rec = json.loads(line)
-        ids.append(rec["_id"])
-        texts.append("\n".join(p for p in (rec.get("title"), rec.get("text")) if p))
-    judged = {line.split("\t")[0] for line in (folder / "qrels" / "test.tsv").open() if not line.startswith("query-id")}
-    queries = [json.loads(line) for line in (folder / "queries.jsonl").open(encoding="utf-8")]
-    return ids, texts, [(q["_id"], q["text"]) for q in queries if q["_id"] in judged]
 
 
 def model_path() -> str:
