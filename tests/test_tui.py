@@ -131,6 +131,24 @@ async def test_stale_results_are_dropped(animals):
         assert [h.id for h in screen._hits] == shown
 
 
+async def test_brackets_in_ids_and_text_show_verbatim_not_as_markup(tmp_path: Path):
+    from textual.widgets._data_table import default_cell_formatter
+
+    write_corpus(tmp_path, {"[b]links.md": "See [docs/plugins.md](docs/plugins.md) for [red]plugins[/red]."})
+    recipe = write_recipe(tmp_path, rerank=False)
+    registry = make_registry()
+    app = PrismApp(recipe, registry=registry)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine_ready)
+        app.engine.ingest()
+        screen = app.screen
+        screen.query_one("#query").value = "plugins"
+        await wait_for(pilot, lambda: screen.query_one("#hits").row_count == 1)
+        shown = [default_cell_formatter(c).plain for c in screen.query_one("#hits").get_row_at(0)]
+        assert shown[2] == "[b]links.md#0"
+        assert shown[4].startswith("See [docs/plugins.md](docs/")
+
+
 async def test_image_query_detects_modality_and_draws_the_image(tmp_path: Path):
     write_corpus(tmp_path)
     red, blue = make_image(tmp_path / "imgs" / "red.png"), make_image(tmp_path / "imgs" / "blue.png", (30, 30, 220))

@@ -177,11 +177,11 @@ class EvalScreen(PrismScreen):
         metrics = self.query_one("#eval-metrics", DataTable)
         metrics.clear(columns=True)
         if b is None:
-            metrics.add_columns("metric", f"A {a.recipe}")
+            metrics.add_columns("metric", "A")
             for m in METRICS:
                 metrics.add_row(m, f"{a.metrics[m]:.4f}")
         else:
-            metrics.add_columns("metric", f"A {a.recipe}", f"B {b.recipe}", "B − A", "p", "B wins/losses")
+            metrics.add_columns("metric", "A", "B", "B − A", "p", "B wins/losses")  # names: status line
             for m in METRICS:
                 d = cmp.deltas[m]
                 style = "green" if d.delta > 0 else ("red" if d.delta < 0 else "")
@@ -192,9 +192,9 @@ class EvalScreen(PrismScreen):
         queries = self.query_one("#eval-queries", DataTable)
         queries.clear(columns=True)
         b_by_id = {q.id: q for q in b.queries} if b else {}
-        queries.add_columns("id", "query", "rel", "nDCG@10 A", *(["B", "Δ"] if b else []))
+        queries.add_columns("id", "query", "rel", "nDCG@10 A", *(["B", "B − A"] if b else []))
         for q in a.queries:
-            row: list[Any] = [q.id, snippet({"text": q.text}, 24), str(q.relevant), f"{q.metrics['nDCG@10']:.3f}"]
+            row: list[Any] = [Text(q.id), snippet({"text": q.text}, 30), str(q.relevant), f"{q.metrics['nDCG@10']:.3f}"]
             if b:
                 qb = b_by_id.get(q.id)
                 nb = qb.metrics["nDCG@10"] if qb else 0.0

@@ -228,6 +228,6 @@ class IngestScreen(PrismScreen):
         table = self.query_one("#ingest-errors", DataTable)
         for error in r.errors:  # type: ignore[attr-defined]
             where, message = split_error(error)
-            table.add_row(where, Text(message, style="red"))
+            table.add_row(Text(where), Text(message, style="red"))
         self.papp.engine_status = ""
         self.notify(f"{r.loaded} items, {len(r.errors)} errors", title="ingest done")  # type: ignore[attr-defined]

@@ -63,8 +63,8 @@ def summary(built: BuiltRecipe) -> RenderableType:
         enc = r.encoder
         table.add_row(
             name,
-            f"{enc.name} {_params(enc)}".strip(),
-            f"{r.index.name} {_params(r.index)}".strip(),
+            Text(f"{enc.name} {_params(enc)}".strip()),
+            Text(f"{r.index.name} {_params(r.index)}".strip()),
             str(r.top_k),
             ", ".join(sorted(m.value for m in enc.document_modalities)),
             ", ".join(sorted(m.value for m in enc.query_modalities)),

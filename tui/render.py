@@ -25,14 +25,17 @@ def query_terms(query: str) -> list[str]:
     return sorted(words, key=lambda w: (-len(w), w))
 
 
-def snippet(payload: Mapping[str, Any], width: int = 60) -> str:
-    """One line for the results table: the start of the text, or the file name of media."""
+def snippet(payload: Mapping[str, Any], width: int = 60) -> Text:
+    """One line for the results table: the start of the text, or the file name of media.
+
+    A `Text`, never a str: tables read strings as Rich markup, and `[a](b)` in a document
+    would vanish."""
     text = payload.get("text")
     if text is None:
         path = payload.get("path") or payload.get("source") or ""
         text = Path(str(path)).name if path else ""
     text = " ".join(_HEADING.sub(" ", str(text)).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return Text(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def highlighted(text: str, terms: Sequence[str], limit: int = 4000) -> Text:

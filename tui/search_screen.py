@@ -267,7 +267,7 @@ class SearchScreen(PrismScreen):
             table.add_row(
                 str(hit.rank),
                 f"{hit.score:.4f}",
-                _clip(hit.id, self.ID_WIDTH),
+                Text(_clip(hit.id, self.ID_WIDTH)),
                 hit.modality.value,
                 snippet(hit.payload, width),
                 key=hit.id,
