@@ -8,8 +8,10 @@ every judged query with 100 results, one at a time.
 - Haystack: `InMemoryEmbeddingRetriever` + `InMemoryBM25Retriever`, fused by
   `DocumentJoiner(join_mode="reciprocal_rank_fusion")`.
 
-Ingest time is wall time from the texts to a searchable index, model load included (as in
-`prism eval`); embedding batch size 32 everywhere. Writes `<out>/<system>.json` (timings) and
+Ingest time is wall time from the texts to a searchable index, imports and model load included
+(as in `prism eval`, which starts a fresh process too); embedding batch size 32 everywhere. Give
+one system per process (`--systems txtai`, as run_all.sh does), or the first one pays the torch
+and transformers imports for all. Writes `<out>/<system>.json` (timings) and
 `<out>/<system>.trec` (the run, scored later with prismrag's metrics).
 
     /tmp/peers-venv/bin/python scripts/bench/peers.py --data /tmp/prism-bench/subset --out /tmp/prism-bench/peers
