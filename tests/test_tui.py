@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -131,16 +132,22 @@ async def test_stale_results_are_dropped(animals):
         assert [h.id for h in screen._hits] == shown
 
 
+@asynccontextmanager
+async def ingested_app(recipe: Path):
+    """The app on `recipe` (hash encoders), its engine ready and its sources ingested."""
+    app = PrismApp(recipe, registry=make_registry())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine_ready)
+        app.engine.ingest()
+        yield app, pilot
+
+
 async def test_brackets_in_ids_and_text_show_verbatim_not_as_markup(tmp_path: Path):
     from textual.widgets._data_table import default_cell_formatter
 
     write_corpus(tmp_path, {"[b]links.md": "See [docs/plugins.md](docs/plugins.md) for [red]plugins[/red]."})
     recipe = write_recipe(tmp_path, rerank=False)
-    registry = make_registry()
-    app = PrismApp(recipe, registry=registry)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.engine_ready)
-        app.engine.ingest()
+    async with ingested_app(recipe) as (app, pilot):
         screen = app.screen
         screen.query_one("#query").value = "plugins"
         await wait_for(pilot, lambda: screen.query_one("#hits").row_count == 1)
@@ -154,11 +161,7 @@ async def test_image_query_detects_modality_and_draws_the_image(tmp_path: Path):
     red, blue = make_image(tmp_path / "imgs" / "red.png"), make_image(tmp_path / "imgs" / "blue.png", (30, 30, 220))
     recipe = write_recipe(tmp_path, rerank=False)
     recipe.write_text(recipe.read_text().replace('glob: "*.md"}', 'glob: "*.md"}\n  - {use: images, path: ../imgs}'))
-    registry = make_registry()
-    app = PrismApp(recipe, registry=registry)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.engine_ready)
-        app.engine.ingest()
+    async with ingested_app(recipe) as (app, pilot):
         screen = app.screen
         screen.query_one("#query").value = str(blue)
         await wait_for(pilot, lambda: screen._request is not None and screen._hits)
