@@ -27,13 +27,18 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _params(component: Any, skip: tuple[str, ...] = ()) -> str:
+def _params(component: Any, skip: tuple[str, ...] = (), sep: str = "  ") -> str:
     """A component's parameters that differ from their defaults, as `key=value` pairs."""
     params = getattr(component, "params", None)
     if params is None:
         return ""
     data = params.model_dump(exclude_defaults=True, by_alias=True)
-    return "  ".join(f"{k}={_value(v)}" for k, v in data.items() if k not in skip)
+    return sep.join(f"{k}={_value(v)}" for k, v in data.items() if k not in skip)
+
+
+def _component(component: Any) -> Text:
+    """Name, then each non-default parameter on a line of its own (a table cell)."""
+    return Text("\n".join([component.name, *filter(None, [_params(component, sep="\n")])]))
 
 
 def display_name(path: Path) -> str:
@@ -57,17 +62,19 @@ def summary(built: BuiltRecipe) -> RenderableType:
     lines.append(Text(""))
     table = Table(title="retrievers", title_justify="left", title_style="bold", expand=True,
                   box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("name", "encoder", "index", "top k", "documents", "queries"):
-        table.add_column(col, overflow="fold", justify="right" if col == "top k" else "left")
+    # encoder and index share what the short columns leave, so model ids wrap as little as may be
+    for col, ratio in (("name", None), ("encoder", 3), ("index", 2), ("top k", None), ("docs → queries", None)):
+        table.add_column(col, overflow="fold", justify="right" if col == "top k" else "left", ratio=ratio)
     for name, r in built.retrievers.items():
         enc = r.encoder
         table.add_row(
             name,
-            Text(f"{enc.name} {_params(enc)}".strip()),
-            Text(f"{r.index.name} {_params(r.index)}".strip()),
+            _component(enc),
+            _component(r.index),
             str(r.top_k),
-            ", ".join(sorted(m.value for m in enc.document_modalities)),
-            ", ".join(sorted(m.value for m in enc.query_modalities)),
+            ", ".join(sorted(m.value for m in enc.document_modalities))
+            + " → "
+            + ", ".join(sorted(m.value for m in enc.query_modalities)),
         )
     lines.append(table)
     lines.append(Text(""))
