@@ -11,7 +11,7 @@ from .cache import EmbeddingCache
 from .components import Filter, Fusion, VectorField
 from .errors import IndexMismatchError, QueryError
 from .filters import filter_from_dict
-from .ingest import IngestReport, ProgressFn, ingest_items, load_sources
+from .ingest import IngestReport, ProgressFn, ingest_items, load_sources, valid_items
 from .recipe import BuiltRecipe, ComponentSpec, build_recipe, load_recipe_spec
 from .registry import Registry
 from .searching import SearchResult, as_query, run_search
@@ -31,6 +31,7 @@ class Engine:
         self.recipe = recipe
         self.registry = registry
         self._cache = cache
+        self._owns_cache = cache is None  # a cache handed in may serve other engines: not ours to close
         self._opened = False
         self._fields: dict[str, VectorField] = {}
         self._meta: dict[str, Any] = {}
@@ -116,7 +117,7 @@ class Engine:
             if self._opened:
                 self.store.close()
             self._opened = False
-            if self._cache is not None:
+            if self._cache is not None and self._owns_cache:
                 self._cache.close()
                 self._cache = None
 
@@ -142,6 +143,8 @@ class Engine:
             report = IngestReport()
             items = load_sources(self, report, progress or _quiet)
             if rebuild:
+                # Checked before the drop: a rebuild from an empty corpus must not wipe the index.
+                items = list(valid_items(self, items, report).values())
                 self.rebuild()
             return ingest_items(self, items, report, progress or _quiet, delete_missing=True)
 
@@ -194,7 +197,7 @@ class Engine:
         exact: bool | None = None,
     ) -> SearchResult:
         """Like `search`, plus per-stage timings and the retrievers the query went to."""
-        k = top_k or self.recipe.spec.search.top_k
+        k = self.recipe.spec.search.top_k if top_k is None else top_k
         if k <= 0:
             raise QueryError(f"top_k must be positive, got {k}")
         return run_search(self, as_query(query, modality), k, filter_from_dict(filter), weights, exact)

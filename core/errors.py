@@ -26,14 +26,20 @@ class PluginError(PrismError):
 class UnknownComponentError(PluginError):
     """A recipe or call named a component that no plugin registered."""
 
-    def __init__(self, kind: str, name: str, known: dict[str, str], where: str = ""):
+    def __init__(self, kind: str, name: str, known: dict[str, str], where: str = "", broken: Sequence[str] = ()):
         self.kind, self.name, self.known = kind, name, known
+        self.broken = list(broken)
+        """`plugin: error` of each plugin that failed to load (one of them may be the one asked for)."""
         listing = ", ".join(f"{n} (from {p})" for n, p in sorted(known.items())) or "none"
         at = f"{where}: " if where else ""
         super().__init__(
             f"{at}unknown {kind} {name!r}. Known {kind}s: {listing}. "
             f"Install the plugin that provides it, or check the spelling ('prism plugins' lists them)."
+            + self.broken_hint()
         )
+
+    def broken_hint(self) -> str:
+        return " Plugins that failed to load: " + "; ".join(self.broken) if self.broken else ""
 
 
 class DuplicateComponentError(PluginError):

@@ -78,22 +78,7 @@ def ingest_items(
 ) -> IngestReport:
     """Bring the store in line with `items` (and, with `delete_missing`, only them)."""
     t0 = time.perf_counter()
-    unique: dict[str, Item] = {}
-    for item in items:
-        problem = _item_problem(item, unique)
-        if problem:
-            report.errors.append(problem)
-        else:
-            unique[item.id] = item
-    report.loaded = len(unique)
-    if not unique:
-        detail = ("; ".join(report.errors[:5]) + (" ..." if len(report.errors) > 5 else "")) if report.errors else ""
-        raise IngestError(
-            f"{engine.recipe.source}: empty corpus: the sources produced no items"
-            + (f" (skipped: {detail})" if detail else "")
-            + ". Check the source paths and globs; nothing in the index was changed."
-        )
-
+    unique = valid_items(engine, items, report)
     engine.open()
     store = engine.store
     stored = store.manifest()
@@ -135,6 +120,27 @@ def ingest_items(
     store.optimize()
     report.seconds["index"] = time.perf_counter() - t
     return report
+
+
+def valid_items(engine: Engine, items: Iterable[Item], report: IngestReport) -> dict[str, Item]:
+    """The items by id, those with a problem (a duplicate id, a reserved metadata key) reported
+    and left out; an `IngestError` when none is left, before anything in the store changes."""
+    unique: dict[str, Item] = {}
+    for item in items:
+        problem = _item_problem(item, unique)
+        if problem:
+            report.errors.append(problem)
+        else:
+            unique[item.id] = item
+    report.loaded = len(unique)
+    if not unique:
+        detail = ("; ".join(report.errors[:5]) + (" ..." if len(report.errors) > 5 else "")) if report.errors else ""
+        raise IngestError(
+            f"{engine.recipe.source}: empty corpus: the sources produced no items"
+            + (f" (skipped: {detail})" if detail else "")
+            + ". Check the source paths and globs; nothing in the index was changed."
+        )
+    return unique
 
 
 def _content_key(digest: str) -> str:

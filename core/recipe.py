@@ -250,7 +250,7 @@ class _Builder:
             cls: type[Component] = self.registry.get(kind, spec.use)
         except UnknownComponentError as exc:
             known = ", ".join(f"{n} (from {p})" for n, p in sorted(exc.known.items())) or "none"
-            self.problems.append((f"{where}.use", f"unknown {kind} {spec.use!r}; known {kind}s: {known}"))
+            self.problems.append((f"{where}.use", f"unknown {kind} {spec.use!r}; known {kind}s: {known}.{exc.broken_hint()}"))
             return None
         try:
             params = cls.Params.model_validate(spec.params)

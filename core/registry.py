@@ -62,6 +62,7 @@ class Registry:
         self._pm.add_hookspecs(hookspecs)
         self._use_entry_points = entry_points
         self._loaded = False
+        self._failure: Exception | None = None
         self._components: dict[str, dict[str, ComponentInfo]] = {k: {} for k in hookspecs.REGISTRATION_HOOKS}
         self._dist: dict[str, tuple[str | None, str | None]] = {}
         self.load_errors: list[PluginLoadError] = []
@@ -79,18 +80,25 @@ class Registry:
             self._pending.append((name, plugin))
 
     def _ensure_loaded(self) -> None:
+        if self._failure is not None:
+            # A half-registered plugin set must not answer lookups as if it were whole.
+            raise self._failure
         if self._loaded:
             return
         self._loaded = True
-        names: list[str] = []
-        if self._use_entry_points:
-            names += self._load_entry_points()
-        for name, plugin in self._pending:
-            self._register_plugin(plugin, name, None, None)
-            names.append(name)
-        self._pending.clear()
-        self._pm.check_pending()
-        self._collect(names)
+        try:
+            names: list[str] = []
+            if self._use_entry_points:
+                names += self._load_entry_points()
+            for name, plugin in self._pending:
+                self._register_plugin(plugin, name, None, None)
+                names.append(name)
+            self._pending.clear()
+            self._pm.check_pending()
+            self._collect(names)
+        except Exception as exc:
+            self._failure = exc
+            raise
 
     def _load_entry_points(self) -> list[str]:
         allow, block = _env_list(ALLOW_ENV), _env_list(BLOCK_ENV)
@@ -167,12 +175,7 @@ class Registry:
         known = self._components[kind]
         if name not in known:
             hint = {n: i.plugin for n, i in known.items()}
-            err = UnknownComponentError(kind, name, hint, where)
-            broken = [e for e in self.load_errors]
-            if broken:
-                err.args = (err.args[0] + " Plugins that failed to load: "
-                            + "; ".join(f"{e.plugin}: {e.error}" for e in broken),)
-            raise err
+            raise UnknownComponentError(kind, name, hint, where, [f"{e.plugin}: {e.error}" for e in self.load_errors])
         return known[name].cls
 
     def resolve_model(self, name: str) -> str | None:

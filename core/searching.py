@@ -63,7 +63,9 @@ def as_query(value: Any, modality: Modality | str | None = None) -> Query:
     if isinstance(value, str):
         if not value.strip():
             raise QueryError("the query is empty")
-        return Query(modality or Modality.TEXT, value)
+        if modality not in (None, Modality.TEXT):  # a file that is not there, not text to embed
+            raise QueryError(f"query file {value!r} does not exist (a {modality.value} query needs a file or bytes)")
+        return Query(Modality.TEXT, value)
     raise QueryError(f"cannot search with a {type(value).__name__}; give text, a path, bytes or a Query")
 
 

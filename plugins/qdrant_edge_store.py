@@ -239,10 +239,13 @@ def _number(v: Any, key: str) -> float:
 def _eq_plan(clause: str, key: str, value: Any) -> tuple[str, str, str, Any]:
     if value is None:
         return (clause, "null", key, None)
-    if isinstance(value, float):  # Qdrant matches only keywords, integers and booleans exactly
-        return (clause, "range", key, {"gte": value, "lte": value})
-    if isinstance(value, (str, int, bool)):
+    if isinstance(value, (str, bool)):
         return (clause, "match", key, value)
+    if isinstance(value, (int, float)):
+        # A range, not an exact match: Qdrant matches integers only against integers, so `1`
+        # would miss a stored 1.0 (and `1.5` cannot be matched exactly at all).
+        number = _number(value, key)
+        return (clause, "range", key, {"gte": number, "lte": number})
     raise QueryError(f"filter on {key!r}: cannot compare with {type(value).__name__} {value!r}; use a string, number or boolean")
 
 
@@ -256,7 +259,7 @@ def filter_plan(flt: Filter) -> Plan:
             plan.append(_eq_plan("must_not", c.key, c.value))
         elif c.op == "in":
             values = list(c.value) if isinstance(c.value, (list, tuple, set, frozenset)) else [c.value]
-            if all(isinstance(v, str) for v in values) or all(type(v) is int for v in values):
+            if all(isinstance(v, str) for v in values):
                 plan.append(("must", "any", c.key, values))  # an empty list matches nothing
             else:
                 plan.append(("must", "should", c.key, [_eq_plan("must", c.key, v) for v in values]))
@@ -346,9 +349,7 @@ def _payload_schema(op: str, value: Any) -> Any:
         value = values[0]
     if isinstance(value, bool):
         return qe.PayloadSchemaType.Bool
-    if isinstance(value, int):
-        return qe.PayloadSchemaType.Integer
-    if isinstance(value, float):
+    if isinstance(value, (int, float)):  # one numeric index serves integer and float payloads alike
         return qe.PayloadSchemaType.Float
     if isinstance(value, str):
         return qe.PayloadSchemaType.Datetime if op in ("gt", "gte", "lt", "lte") else qe.PayloadSchemaType.Keyword

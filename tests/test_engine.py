@@ -109,6 +109,23 @@ def test_embedding_cache_is_shared_across_recipes(corpus, registry):
     b.close()
 
 
+def test_a_cache_handed_in_outlives_the_engines_that_use_it(corpus, registry, tmp_path):
+    from prismrag.cache import EmbeddingCache
+
+    shared = EmbeddingCache(tmp_path / "shared-cache")
+    a = prismrag.load_recipe(write_recipe(corpus, name="a"), registry=registry, cache=shared)
+    b = prismrag.load_recipe(write_recipe(corpus, name="b"), registry=registry, cache=shared)
+    a.ingest()
+    a.close()  # must not close the cache b still uses
+    n = HashEncoder.encoded()
+    assert b.ingest().cache_hits["dense"] == 4 and HashEncoder.encoded() == n
+    a.rebuild()  # a, used again after close, still reads the cache it was given
+    assert a.ingest().cache_hits["dense"] == 4 and a.cache is shared
+    a.close()
+    b.close()
+    shared.close()
+
+
 def test_changed_dimension_is_refused_with_how_to_reindex(corpus, registry):
     engine = prismrag.load_recipe(write_recipe(corpus, dim=512), registry=registry)
     engine.ingest()
@@ -140,6 +157,9 @@ def test_empty_corpus_is_an_error_and_changes_nothing(corpus, registry):
     with pytest.raises(IngestError, match="empty corpus"):
         engine.ingest()
     assert len(engine.store.manifest()) == 4
+    with pytest.raises(IngestError, match="empty corpus.*nothing in the index was changed"):
+        engine.ingest(rebuild=True)  # and a rebuild does not drop the index first
+    assert len(engine.store.manifest()) == 4
     engine.close()
 
 
@@ -156,6 +176,20 @@ def test_query_modality_no_retriever_accepts(corpus, registry, tmp_path):
     clip.write_bytes(b"RIFF0000WAVE")
     with pytest.raises(QueryError, match="accepts audio queries.*text"):
         engine.search(clip)
+    engine.close()
+
+
+def test_bad_query_arguments(corpus, registry, tmp_path):
+    engine = prismrag.load_recipe(write_recipe(corpus), registry=registry)
+    engine.ingest()
+    with pytest.raises(QueryError, match="top_k must be positive"):
+        engine.search("dogs", top_k=0)  # not the recipe's default
+    missing = str(tmp_path / "photos" / "missing.png")
+    with pytest.raises(QueryError, match="missing.png.*does not exist"):
+        engine.search(missing, modality="image")  # a typo in a path is not searched as text
+    with pytest.raises(QueryError, match="missing.png.*does not exist"):
+        engine.search(Path(missing))
+    assert engine.search("dogs", top_k=1)[0].id
     engine.close()
 
 

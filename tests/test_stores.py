@@ -191,6 +191,24 @@ def test_filters(store, data):
         store.search("d", data.vectors["d"][0:1], 3, Filter((Condition("n", "gt", [1]),)))
 
 
+def test_numbers_match_whatever_their_type_in_the_payload_and_the_filter(store):
+    # A field holding 0.5, 1.0, 1.5, 2, 3 (floats and integers mixed, as JSON metadata is).
+    prices = [0.5, 1.0, 1.5, 2, 3]
+    data = make_data(len(prices))
+    for payload, price in zip(data.payloads, prices, strict=True):
+        payload["price"] = price
+    store.upsert(data)
+    # The first filter is an integer one: on qdrant-edge it creates the field's payload index,
+    # which must still serve the float values afterwards.
+    assert _ids(store, data, Condition("price", "gte", 1)) == {"doc-1", "doc-2", "doc-3", "doc-4"}
+    assert _ids(store, data, Condition("price", "gte", 1.0)) == {"doc-1", "doc-2", "doc-3", "doc-4"}
+    assert _ids(store, data, Condition("price", "eq", 1)) == {"doc-1"}  # stored as 1.0
+    assert _ids(store, data, Condition("price", "eq", 2.0)) == {"doc-3"}  # stored as 2
+    assert _ids(store, data, Condition("price", "eq", 1.5)) == {"doc-2"}
+    assert _ids(store, data, Condition("price", "in", [1, 2])) == {"doc-1", "doc-3"}
+    assert _ids(store, data, Condition("price", "ne", 1)) == {"doc-0", "doc-2", "doc-3", "doc-4"}
+
+
 def test_edge_indexes_filtered_payload_keys(tmp_path, data):
     plain = QdrantEdgeStore(QdrantEdgeStore.Params(path="a", payload_indexes=False), Context(base_dir=tmp_path))
     indexed = QdrantEdgeStore(QdrantEdgeStore.Params(path="b"), Context(base_dir=tmp_path))
