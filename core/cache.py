@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import struct
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class EmbeddingCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "embeddings.sqlite"
         self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        # One connection serves every thread (TUI workers, engines sharing a cache); sqlite3
+        # connections are not safe for concurrent use, so calls take turns.
+        self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
@@ -47,20 +51,22 @@ class EmbeddingCache:
         """Cached rows as {position in `hashes`: row}, for the hashes that are cached."""
         found: dict[str, bytes] = {}
         unique = list(dict.fromkeys(hashes))
-        for i in range(0, len(unique), _CHUNK):
-            part = unique[i : i + _CHUNK]
-            marks = ",".join("?" * len(part))
-            rows = self._db.execute(f"SELECT h, v FROM emb WHERE fp = ? AND h IN ({marks})", [fingerprint, *part])
-            found.update(rows.fetchall())
+        with self._lock:
+            for i in range(0, len(unique), _CHUNK):
+                part = unique[i : i + _CHUNK]
+                marks = ",".join("?" * len(part))
+                rows = self._db.execute(f"SELECT h, v FROM emb WHERE fp = ? AND h IN ({marks})", [fingerprint, *part])
+                found.update(rows.fetchall())
         return {pos: _decode(found[h], kind) for pos, h in enumerate(hashes) if h in found}
 
     def put(self, fingerprint: str, hashes: Sequence[str], vectors: Vectors) -> None:
         rows = [(fingerprint, h, _encode_row(vectors, i)) for i, h in enumerate(hashes)]
-        with self._db:
+        with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO emb (fp, h, v) VALUES (?, ?, ?)", rows)
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
 
 def _encode_row(vectors: Vectors, i: int) -> bytes:
