@@ -150,7 +150,10 @@ def _content_key(digest: str) -> str:
 
 def _item_problem(item: Item, seen: dict[str, Item]) -> str | None:
     if item.id in seen:
-        return f"{item.source or item.id}: duplicate item id {item.id!r} (also from {seen[item.id].source}); kept the first"
+        return (
+            f"{item.source or item.id}: duplicate item id {item.id!r} (also from {seen[item.id].source}); kept the "
+            f"first. Two sources with files of the same relative path need an `id_prefix` on one of them."
+        )
     clash = RESERVED_PAYLOAD_KEYS.intersection(item.metadata)
     if clash:
         return f"{item.source or item.id}: metadata uses reserved key(s) {sorted(clash)}; rename them"

@@ -109,6 +109,11 @@ class SourceParams(Params):
         default_factory=list,
         description="Glob patterns of files or folders to leave out; one without `/` matches a name at any depth.",
     )
+    id_prefix: str = Field(
+        "",
+        description="Put before every item id of this source (ids are paths relative to `path`), so that "
+        "two sources holding files of the same relative path do not collide, e.g. `id_prefix: blog/`.",
+    )
 
 
 class _FileLoader(Loader):
@@ -263,7 +268,7 @@ class TextFilesLoader(_FileLoader):
             yield ItemError(where, "file is empty; skipped")
             return
         meta = {"file": rel, "title": text_title(text, path)}
-        yield from text_items(text, rel, self.params.chunk, meta, rel)
+        yield from text_items(text, self.params.id_prefix + rel, self.params.chunk, meta, rel)
 
 
 # -------------------------------------------------------------------------------- JSONL / BEIR
@@ -476,7 +481,7 @@ class ImagesLoader(_FileLoader):
             )
             return
         meta = {"file": rel, "width": width, "height": height, "format": fmt}
-        yield Item(rel, Modality.IMAGE, Media(path=path.resolve()), meta, source=rel)
+        yield Item(self.params.id_prefix + rel, Modality.IMAGE, Media(path=path.resolve()), meta, source=rel)
 
 
 # ------------------------------------------------------------------------------- files walker
@@ -531,7 +536,7 @@ class FilesLoader(_FileLoader):
 
     def _make(self, cls: type[Loader], root: Path) -> Loader | ItemError:
         """The loader `cls` with the walker's fields that its Params accept."""
-        shared = self.params.model_dump(include={"glob", "exclude"})
+        shared = self.params.model_dump(include={"glob", "exclude", "id_prefix"})
         shared["path"] = str(root)
         chunk = self.params.chunk
         shared["chunk"] = chunk.model_dump() if chunk is not None else None

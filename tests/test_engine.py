@@ -97,6 +97,26 @@ def test_reingest_unchanged_encodes_nothing_changed_file_only_its_items_deleted_
     engine.close()
 
 
+def test_two_sources_with_the_same_relative_paths_need_an_id_prefix(tmp_path, registry):
+    for folder, text in (("blog", "Dogs bark at night."), ("wiki", "Boats sail on the sea.")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "index.md").write_text(text)
+    sources = "sources:\n  - {use: text-files, path: blog}\n  - {use: text-files, path: wiki%s}\n"
+    recipe = write_recipe(tmp_path)
+    base = recipe.read_text().split("sources:")[0] + sources + "retrievers:" + recipe.read_text().split("retrievers:")[1]
+    recipe.write_text(base % "")
+    with prismrag.load_recipe(recipe, registry=registry) as engine:
+        report = engine.ingest()
+        assert report.added == 1 and "duplicate item id 'index.md#0'" in report.errors[0]
+        assert "id_prefix" in report.errors[0]
+    recipe.write_text(base % ", id_prefix: wiki/")
+    with prismrag.load_recipe(recipe, registry=registry) as engine:
+        report = engine.ingest()
+        assert report.errors == [] and report.added == 1 and report.deleted == 0
+        assert sorted(engine.store.manifest()) == ["index.md#0", "wiki/index.md#0"]
+        assert engine.search("boats sea", top_k=1)[0].payload["file"] == "index.md"
+
+
 def test_embedding_cache_is_shared_across_recipes(corpus, registry):
     a = prismrag.load_recipe(write_recipe(corpus, name="a"), registry=registry)
     a.ingest()
