@@ -179,7 +179,8 @@ class Engine:
     ) -> list[Hit]:
         """Search with text, a file path, bytes (with `modality`) or a `Query`; best first.
 
-        `weights` overrides the fusion's per-retriever weights for this query; `exact` forces
+        `weights` overrides the named retrievers' fusion weights for this query (the others keep
+        the recipe's); `exact` forces
         (True) or forbids (False) brute-force search instead of each index's own setting.
         """
         return self.search_detailed(
@@ -220,7 +221,9 @@ class Engine:
             raise QueryError(f"weights name unknown retriever(s) {sorted(unknown)}; retrievers: {sorted(self.recipe.retrievers)}")
         if "weights" not in type(fusion.params).model_fields:
             raise QueryError(f"fusion {fusion.name!r} takes no weights")
-        data = {**fusion.params.model_dump(by_alias=True), "weights": dict(weights)}
+        # Overrides go over the recipe's weights: a retriever not named keeps its recipe weight.
+        data = fusion.params.model_dump(by_alias=True)
+        data["weights"] = {**data.get("weights", {}), **weights}
         try:
             params = type(fusion.params).model_validate(data)
         except ValueError as exc:

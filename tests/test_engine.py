@@ -256,6 +256,11 @@ def test_hybrid_fusion_provenance_and_weights(corpus, registry):
     assert sum(prov.contributions.values()) == pytest.approx(top.score)
     live = engine.search("sailing boat wind", weights={"dense": 0.0, "keywords": 1.0})
     assert live[0].provenance.contributions["dense"] == 0.0
+    # naming one retriever leaves the others at the recipe's weight (keywords: 2.0, not 1.0)
+    only_dense = engine.search("sailing boat wind", weights={"dense": 0.5})[0]
+    ranks = {n: t.rank for n, t in only_dense.provenance.retrievers.items()}
+    assert only_dense.provenance.contributions["keywords"] == pytest.approx(2.0 / (60 + ranks["keywords"]))
+    assert only_dense.provenance.contributions["dense"] == pytest.approx(0.5 / (60 + ranks["dense"]))
     engine.close()
 
 
