@@ -91,6 +91,8 @@ class Comparison:
 
 def randomization_test(diffs: np.ndarray, permutations: int = 10_000, seed: int = 0) -> float:
     """Two-sided p-value of a paired sign-flip randomization test on per-query differences."""
+    if permutations < 1:
+        raise ValueError(f"permutations must be at least 1, got {permutations}")
     diffs = np.asarray(diffs, np.float64)
     if len(diffs) == 0 or np.allclose(diffs, 0.0):
         return 1.0

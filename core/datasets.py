@@ -313,8 +313,10 @@ def _file_index(folder: Path) -> tuple[dict[str, list[Path]], dict[str, list[Pat
 
 def _resolve(folder: Path, value: str, index: tuple[dict[str, list[Path]], dict[str, list[Path]]]) -> Path | str:
     """The file a labels.csv entry names, or a message saying why it cannot be found."""
-    direct = folder / value
+    direct = (folder / value).resolve()
     if direct.is_file():
+        if not direct.is_relative_to(folder.resolve()):
+            return f"{value!r} lies outside the data folder; list files inside it"
         return direct
     for table in index:
         found = table.get(value, [])
@@ -328,8 +330,9 @@ def _resolve(folder: Path, value: str, index: tuple[dict[str, list[Path]], dict[
 def _load_labelled(folder: Path, split: str, mode: Literal["label", "example"]) -> Dataset:
     labels_csv = folder / "labels.csv"
     with labels_csv.open(encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    columns = list(rows[0].keys()) if rows else []
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    columns = [c for c in (reader.fieldnames or []) if c is not None]
     file_col = next((c for c in FILE_COLUMNS if c in columns), None)
     if file_col is None or "label" not in columns:
         raise DatasetError(
@@ -418,6 +421,9 @@ def _holdout(entries: list[tuple[Item, str]], split: str, has_split: bool) -> se
 def _limit(ds: Dataset, limit_docs: int | None, limit_queries: int | None) -> None:
     """Keep the first `limit_docs` documents (judgments into the rest dropped, queries left without
     a relevant document dropped) and then the first `limit_queries` queries."""
+    for name, value in (("limit_docs", limit_docs), ("limit_queries", limit_queries)):
+        if value is not None and value < 1:
+            raise DatasetError(f"{name} must be at least 1, got {value}")
     if limit_docs is not None and limit_docs < len(ds.items):
         ds.report.limited_docs = len(ds.items) - limit_docs
         ds.items = ds.items[:limit_docs]

@@ -10,6 +10,19 @@ from pathlib import Path
 from typing import Any
 
 
+def _at_least(low: int) -> Any:
+    """An argparse type: a whole number >= low (argparse turns the ValueError into a usage error)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"number >= {low}"
+    return parse
+
+
 def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR",
                    help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a labelled media folder (labels.csv)")
@@ -17,10 +30,10 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queries", choices=["auto", "label", "example"], default="auto",
                    help="labelled media: label text as queries, or held-out items (query by example); "
                         "auto = label text when the recipe takes text queries")
-    p.add_argument("--limit-docs", type=int, default=None, metavar="N",
+    p.add_argument("--limit-docs", type=_at_least(1), default=None, metavar="N",
                    help="index only the first N documents (and score the queries judged in them)")
-    p.add_argument("--limit-queries", type=int, default=None, metavar="N", help="run only the first N queries")
-    p.add_argument("--depth", type=int, default=100, help="results kept per query (default 100, for Recall@100)")
+    p.add_argument("--limit-queries", type=_at_least(1), default=None, metavar="N", help="run only the first N queries")
+    p.add_argument("--depth", type=_at_least(10), default=100, help="results kept per query (default 100, for Recall@100)")
     p.add_argument("--no-ann-check", action="store_true", help="skip the exact-search run that measures ANN recall")
     p.add_argument("--json", action="store_true", help="print one JSON object (metric names as keys)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -41,8 +54,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("recipe_b", help="a recipe, or a folder written by `prism eval --out` (not re-run)")
     _data_options(p)
     p.add_argument("--metric", default="nDCG@10", help="the metric that ranks per-query wins and losses")
-    p.add_argument("--show", type=int, default=5, help="how many most-won and most-lost queries to list")
-    p.add_argument("--permutations", type=int, default=10_000, help="sign flips of the randomization test")
+    p.add_argument("--show", type=_at_least(0), default=5, help="how many most-won and most-lost queries to list")
+    p.add_argument("--permutations", type=_at_least(1), default=10_000, help="sign flips of the randomization test")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="DIR", help="write comparison.json and each recipe's results (a/, b/) here")
     p.set_defaults(func=cmd_compare)

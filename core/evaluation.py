@@ -20,8 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from .datasets import Dataset, DatasetError
+from .errors import QueryError
 from .metrics import METRICS, latency_percentiles, mean_metrics, overlap_at_k, score_run
 
 if TYPE_CHECKING:
@@ -123,6 +125,14 @@ class EvalReport:
         return [report, per_query, run]
 
 
+def trec_id(value: str) -> str:
+    """An id as one TREC column: `%` and white space percent-encoded (ids of labelled media are
+    file paths and label texts, which may hold spaces); other ids pass unchanged."""
+    if not any(c == "%" or c.isspace() for c in value):
+        return value
+    return "".join(f"%{ord(c):02X}" if c == "%" or c.isspace() else c for c in value)
+
+
 def write_trec_run(path: str | Path, run: dict[str, list[tuple[str, float]]], name: str) -> None:
     """`qid Q0 docid rank score name` lines. Scores are nudged to be strictly decreasing so that
     trec_eval (which sorts by score) keeps the engine's order even where fused scores tie."""
@@ -133,16 +143,22 @@ def write_trec_run(path: str | Path, run: dict[str, list[tuple[str, float]]], na
             for rank, (doc, score) in enumerate(ranking, 1):
                 value = min(float(score), previous - 1e-6) if rank > 1 else float(score)
                 previous = value
-                fh.write(f"{qid} Q0 {doc} {rank} {value:.6f} {tag}\n")
+                fh.write(f"{trec_id(qid)} Q0 {trec_id(doc)} {rank} {value:.6f} {tag}\n")
 
 
 def read_trec_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
-    """The rankings of a TREC run file, per query, in file order."""
+    """The rankings of a TREC run file, per query, in file order (ids decoded as `trec_id` wrote them)."""
     run: dict[str, list[tuple[str, float]]] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         parts = line.split()
-        if len(parts) >= 5:
-            run.setdefault(parts[0], []).append((parts[2], float(parts[4])))
+        if not parts:
+            continue
+        try:
+            if len(parts) != 6:
+                raise ValueError(f"{len(parts)} columns, not 6")
+            run.setdefault(unquote(parts[0]), []).append((unquote(parts[2]), float(parts[4])))
+        except ValueError as exc:
+            raise DatasetError(f"{path}:{n}: not a TREC run line (qid Q0 docid rank score tag): {exc}") from None
     return run
 
 
@@ -175,7 +191,7 @@ def evaluate_engine(
     """Index the data set's items into `engine` (only them) and run and score every query."""
     progress = progress or _quiet
     if depth < 10:
-        raise ValueError("depth must be at least 10 (the @10 metrics need ten results)")
+        raise QueryError(f"depth must be at least 10 (the @10 metrics need ten results), got {depth}")
     _check_modalities(engine, dataset)
     t0 = time.perf_counter()
     ingest = engine.ingest_items(dataset.items, progress, delete_missing=True)
@@ -263,6 +279,8 @@ def format_report(report: EvalReport, notes: Sequence[str] = ()) -> str:
         f"{ds['documents']} documents, {len(report.queries)} queries",
         "  " + "  ".join(f"{m} {report.metrics[m]:.4f}" for m in METRICS),
     ]
+    if report.depth < 100:
+        lines.append(f"  (depth {report.depth}: Recall@100 and MAP@100 count only the first {report.depth} results)")
     if report.ann_recall is not None:
         lines.append(f"  ANN recall@10 vs exact search: {report.ann_recall:.4f}")
     ing = report.ingest

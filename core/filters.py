@@ -13,6 +13,8 @@ from .errors import QueryError
 _EXPR = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*$")
 _OPS = {"=": "eq", "!=": "ne", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
 _RANGE_KEYS = {"gt", "gte", "lt", "lte"}
+_TOKEN = re.compile(r'(?:[^\s"]+|"[^"]*")+')
+"""One expression of a filter line: runs of non-space characters and double-quoted strings."""
 
 
 def _value(text: str) -> Any:
@@ -20,6 +22,15 @@ def _value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def parse_filter_text(text: str) -> Filter | None:
+    """Space-separated expressions as typed in one line (the TUI's filter box). Quotes are kept for
+    `_value`, so `code="123"` stays the string "123" and `title="a b"` may hold a space."""
+    if text.count('"') % 2:
+        raise QueryError(f"cannot read filter {text!r}: a double quote is not closed")
+    parts = _TOKEN.findall(text)
+    return parse_filter_expressions(parts) if parts else None
 
 
 def parse_filter_expressions(expressions: Iterable[str]) -> Filter | None:

@@ -118,3 +118,17 @@ def test_labelled_bad_inputs(tmp_path):
     (folder / "labels.csv").write_text("name,colour\nx.bmp,red\n")
     with pytest.raises(DatasetError, match="needs a file column .* and a `label` column; found columns: name, colour"):
         load_dataset(folder)
+
+
+def test_labelled_entries_outside_the_folder_are_skipped_and_a_header_only_file_is_named(tmp_path):
+    folder = write_images(tmp_path)
+    outside = tmp_path / "elsewhere.bmp"
+    outside.write_bytes(next(folder.rglob("*.bmp")).read_bytes())
+    with (folder / "labels.csv").open("a") as fh:
+        fh.write(f"{outside},red,train\n../elsewhere.bmp,red,train\n")
+    ds = load_dataset(folder, queries="example")
+    assert sum("outside the data folder" in s for s in ds.report.skipped_items) == 2
+    (folder / "labels.csv").write_text("file,label\n")
+    with pytest.raises(DatasetError) as info:
+        load_dataset(folder)
+    assert "found columns" not in str(info.value)  # the columns are there; the rows are not

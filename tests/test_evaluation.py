@@ -135,3 +135,34 @@ def test_cli_eval_and_compare(tmp_path, capsys):
     assert main(["eval", str(kw), "--data", str(tmp_path / "nothing-here"), "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["compare", str(kw), str(kw), "--data", str(data), "--metric", "nDCG@5"]) == 2
+
+
+def test_ids_with_spaces_survive_the_trec_run_file(tmp_path, capsys):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    texts = {"red car one.txt": "a red car", "red car two.txt": "the red car again", "red apple.txt": "an apple",
+             "red rose.txt": "a rose"}
+    for name, text in texts.items():
+        (folder / name).write_text(text)
+    (folder / "labels.csv").write_text(
+        "file,label\n" + "".join(f"{n},{'red car' if 'car' in n else 'red'}\n" for n in texts)
+    )
+    kw = write_recipe(tmp_path, "kw", BM25)
+    assert main(["eval", str(kw), "--data", str(folder), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    lines = (tmp_path / "o" / "run.trec").read_text().splitlines()
+    assert lines and all(len(line.split()) == 6 for line in lines)  # one column per field, as trec_eval reads
+    run = read_trec_run(tmp_path / "o" / "run.trec")
+    assert "label:red car" in run and {d for d, _ in run["label:red car"]} <= set(texts)
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "o"), str(tmp_path / "o"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["nDCG@10"]["delta"] == 0.0
+
+
+@pytest.mark.parametrize("option", [["--depth", "5"], ["--limit-docs", "-30"], ["--limit-queries", "0"]])
+def test_out_of_range_numbers_are_usage_errors(tmp_path, capsys, option):
+    kw = write_recipe(tmp_path, "kw", BM25)
+    with pytest.raises(SystemExit) as info:
+        main(["eval", str(kw), "--data", str(write_beir(tmp_path)), "--quiet", *option])
+    assert info.value.code == 2 and "must be at least" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="at least 1"):
+        randomization_test(np.array([0.4] * 5), permutations=-5)

@@ -299,6 +299,13 @@ async def test_eval_screen_runs_compares_and_drills_down(tmp_path: Path):
         await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: "does not exist" in text(screen.query_one("#eval-status")))
 
+        # a lone "-" passes the integer input's check; it is reported, not a crash
+        screen.query_one("#eval-data").value = str(data)
+        screen.query_one("#eval-limit").value = "-"
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: "max docs must be a positive" in text(screen.query_one("#eval-status")))
+        assert app.is_running and screen.tracker is None
+
 
 async def test_help_theme_palette_and_screen_keys(animals):
     recipe, registry = animals

@@ -98,7 +98,13 @@ class EvalScreen(PrismScreen):
             return
         other = self.query_one("#eval-other", Input).value.strip() or None
         limit_raw = self.query_one("#eval-limit", Input).value.strip()
-        limit = int(limit_raw) if limit_raw else None
+        try:
+            limit = int(limit_raw) if limit_raw else None
+            if limit is not None and limit < 1:
+                raise ValueError
+        except ValueError:
+            self._status(Text(f"max docs must be a positive whole number, not {limit_raw!r}", style="bold red"))
+            return
         if self.tracker is not None:
             return
         self.tracker = ProgressTracker()

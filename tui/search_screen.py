@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 from textual.worker import get_current_worker
 
 from prismrag import Hit, PrismError
-from prismrag.filters import parse_filter_expressions
+from prismrag.filters import parse_filter_text
 from prismrag.types import Modality, modality_of_path
 
 from .base import PrismScreen
@@ -232,7 +231,7 @@ class SearchScreen(PrismScreen):
                 return
             t0 = time.perf_counter()
             try:
-                flt = parse_filter_expressions(shlex.split(request.filter_text)) if request.filter_text.strip() else None
+                flt = parse_filter_text(request.filter_text)
                 result = engine.search_detailed(request.query, top_k=request.top_k, filter=flt, weights=request.weights)
             except (PrismError, ValueError) as exc:
                 if not worker.is_cancelled:
