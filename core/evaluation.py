@@ -239,12 +239,18 @@ def evaluate_engine(
     )
 
 
+_WHERE_KEYS = {"path", "url", "location", "api_key", "host", "port", "prefer_grpc", "shards", "replicas"}
+"""Store parameters that say where (and on which servers) the data lives: eval replaces them."""
+
+
 def store_override(recipe: str | Path, folder: Path) -> dict[str, Any]:
-    """The recipe's store kind, moved to `folder` (the recipe's own location is never touched)."""
+    """The recipe's store kind and tuning, moved to `folder` (the recipe's own location, local or
+    a server, is never touched)."""
     from .recipe import load_recipe_spec
 
     spec, _, _ = load_recipe_spec(recipe)
-    return {"use": spec.store.use, "path": str(folder)}
+    tuning = {k: v for k, v in spec.store.params.items() if k not in _WHERE_KEYS}
+    return {"use": spec.store.use, **tuning, "path": str(folder)}
 
 
 def evaluate(

@@ -366,7 +366,8 @@ class QdrantEdgeParams(Params):
     max_search_threads: int | None = None
     """Threads searching segments in parallel; None derives it from the CPU count."""
     payload_indexes: bool = True
-    """Index a payload field the first time a filter uses it (typed by the filter's value)."""
+    """Index a payload field the first time a filter uses it: keyword, bool, datetime, or one
+    float index for every number (integers included), by the filter's value."""
 
 
 class QdrantEdgeStore(Store):

@@ -166,3 +166,18 @@ def test_out_of_range_numbers_are_usage_errors(tmp_path, capsys, option):
     assert info.value.code == 2 and "must be at least" in capsys.readouterr().err
     with pytest.raises(ValueError, match="at least 1"):
         randomization_test(np.array([0.4] * 5), permutations=-5)
+
+
+def test_eval_moves_the_store_and_keeps_its_tuning(tmp_path):
+    from prismrag.evaluation import store_override
+
+    edge = tmp_path / "edge.yaml"
+    edge.write_text("name: e\nstore: {use: qdrant-edge, path: mine, payload_indexes: false, max_search_threads: 1}\n"
+                    "retrievers:\n  keywords: {encoder: {use: bm25}}\n")
+    assert store_override(edge, tmp_path / "t") == {
+        "use": "qdrant-edge", "payload_indexes": False, "max_search_threads": 1, "path": str(tmp_path / "t")
+    }
+    server = tmp_path / "server.yaml"
+    server.write_text("name: s\nstore: {use: qdrant, url: 'http://db:6333', api_key: k, timeout: 30, shards: 2}\n"
+                      "retrievers:\n  keywords: {encoder: {use: bm25}}\n")
+    assert store_override(server, tmp_path / "t") == {"use": "qdrant", "timeout": 30, "path": str(tmp_path / "t")}
