@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .components import (
+from .contracts import (
     Candidate,
     Component,
     Condition,

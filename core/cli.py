@@ -88,6 +88,7 @@ def _snippet(payload: dict[str, Any], width: int = 90) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from .explain import explain, explanation_lines
     from .filters import parse_filter_expressions
 
     flt = parse_filter_expressions(args.filter or [])
@@ -102,16 +103,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"{hit.rank:>3}. {hit.score:9.4f}  {hit.id}  [{hit.modality.value}]")
         print(f"      {_snippet(dict(hit.payload))}")
         if args.explain:
-            prov = hit.provenance
-            for name, trace in prov.retrievers.items():
-                contrib = prov.contributions.get(name)
-                extra = f", adds {contrib:.4f} to {prov.fusion}" if prov.fusion and contrib is not None else ""
-                print(f"      {name}: rank {trace.rank}, score {trace.score:.4f}{extra}")
-            missing = [n for n in result.retrievers if n not in prov.retrievers]
-            for name in missing:
-                print(f"      {name}: not in its top {engine.recipe.retrievers[name].top_k}")
-            for r in prov.rerank:
-                print(f"      {r.stage}: score {r.score:.4f}, rank {r.rank_before} -> {r.rank_after}")
+            for line in explanation_lines(explain(hit, result.retrievers, result.top_ks)):
+                print(f"      {line}")
     if args.explain:
         total = sum(v for k, v in result.timings.items())
         stages = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in result.timings.items())
@@ -175,11 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
-    from .eval_cli import add_commands as add_eval_commands
-    from .tui.command import add_commands as add_tui_commands
+    # Further commands (eval, compare, tui, ...) come from plugins, built-in ones included.
+    from .registry import Registry
 
-    add_eval_commands(sub)
-    add_tui_commands(sub)
+    Registry().add_commands(sub)
     return parser
 
 

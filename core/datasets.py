@@ -182,7 +182,7 @@ def load_dataset(
 
 def _beir_corpus(folder: Path, registry: Registry | None, report: DatasetReport) -> list[Item]:
     """The corpus through the registered `beir` loader, so eval reads documents as ingest does."""
-    from .components import Context, Loader
+    from .contracts import Context, Loader
     from .registry import Registry
 
     registry = registry or Registry()

@@ -1,4 +1,11 @@
-"""The engine of one recipe: open the store, ingest, search, describe."""
+"""The engine of one recipe: its collection, the ingest and search pipelines, and the one
+concurrency contract every front end (CLI, TUI, server) relies on.
+
+Concurrency: any number of threads may search one engine at once. One ingest runs at a time
+(a second waits). While an ingest encodes, searches go on; each store write (one batch of
+upserts, the deletes, building indexes, a rebuild's drop) excludes searches, so a search sees
+every item either as it was before the batch or as it is after, never half-written.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from .cache import EmbeddingCache
-from .components import Filter, Fusion, VectorField
-from .errors import IndexMismatchError, QueryError
+from .collection import Collection
+from .concurrency import ReadWriteLock
+from .contracts import Component, Filter, Fusion, ProgressFn, VectorField, no_progress
+from .errors import QueryError
 from .filters import filter_from_dict
-from .ingest import IngestReport, ProgressFn, ingest_items, load_sources, valid_items
+from .ingest import IngestPipeline, IngestReport
+from .query import as_query
 from .recipe import BuiltRecipe, ComponentSpec, build_recipe, load_recipe_spec
 from .registry import Registry
-from .searching import SearchResult, as_query, run_search
+from .search import SearchPipeline, SearchResult
 from .types import Hit, Item, Modality
-
-META_VERSION = 1
-
-
-def _quiet(stage: str, done: int, total: int | None) -> None:
-    pass
 
 
 class Engine:
@@ -32,10 +36,13 @@ class Engine:
         self.registry = registry
         self._cache = cache
         self._owns_cache = cache is None  # a cache handed in may serve other engines: not ours to close
-        self._opened = False
-        self._fields: dict[str, VectorField] = {}
-        self._meta: dict[str, Any] = {}
-        self._lock = threading.RLock()
+        self._cache_lock = threading.Lock()
+        self.collection = Collection(recipe)
+        self._rw = ReadWriteLock()
+        self._ingest_lock = threading.Lock()
+        self._ingest = IngestPipeline(recipe, self.collection, self._ingest_cache, self._rw.write)
+        self._search = SearchPipeline(recipe, self.collection)
+        self._closed = False
 
     @classmethod
     def from_file(
@@ -65,9 +72,13 @@ class Engine:
 
     @property
     def cache(self) -> EmbeddingCache:
-        if self._cache is None:
-            self._cache = EmbeddingCache()
-        return self._cache
+        with self._cache_lock:
+            if self._cache is None:
+                self._cache = EmbeddingCache()
+            return self._cache
+
+    def _ingest_cache(self) -> EmbeddingCache:
+        return self.cache
 
     def query_modalities(self) -> set[Modality]:
         return {m for r in self.recipe.retrievers.values() for m in r.encoder.query_modalities}
@@ -75,51 +86,45 @@ class Engine:
     def fingerprint(self, retriever: str) -> str:
         return self.recipe.retrievers[retriever].encoder.fingerprint()
 
+    def components(self) -> list[Component]:
+        """Every component of the recipe, each once."""
+        r = self.recipe
+        parts: list[Component] = [r.store, *r.sources]
+        for retriever in r.retrievers.values():
+            parts += [retriever.encoder, retriever.index]
+        parts += ([r.fusion] if r.fusion else []) + list(r.rerankers)
+        return list({id(c): c for c in parts}.values())
+
     # ------------------------------------------------------------------ lifecycle
 
     def fields(self) -> dict[str, VectorField]:
-        """The vector field of each retriever (loads encoders that must report a dimension)."""
-        if not self._fields:
-            for name, r in self.recipe.retrievers.items():
-                dim = r.encoder.dimension() if r.encoder.output != "sparse" else None
-                self._fields[name] = r.index.field(name, r.encoder, dim)
-        return self._fields
+        """Every vector field of the collection by name (loads encoders that must report a dimension)."""
+        return {f.name: f for f in self.collection.all_fields()}
 
     def open(self) -> None:
         """Create or open the collection and check that it was built by the same encoders."""
-        with self._lock:
-            if self._opened:
-                return
-            fields = self.fields()
-            self.store.open(list(fields.values()))
-            meta = self.store.read_meta() or {}
-            expected = {name: self.fingerprint(name) for name in fields}
-            built_with = meta.get("encoders", {})
-            changed = [n for n in expected if n in built_with and built_with[n] != expected[n]]
-            if changed:
-                raise IndexMismatchError(
-                    f"{self.recipe.source}: retriever(s) {', '.join(changed)} were indexed with another "
-                    f"encoder or encoder params than the recipe names now. Run `prism ingest "
-                    f"{self.recipe.source} --rebuild` to re-index, or restore the previous settings."
-                )
-            self._meta = {
-                "version": META_VERSION,
-                "recipe": self.name,
-                "encoders": expected,
-                "payload_keys": sorted(meta.get("payload_keys", [])),
-            }
-            if meta != self._meta:
-                self.store.write_meta(self._meta)
-            self._opened = True
+        if not self.collection.opened:
+            with self._rw.write():
+                self.collection.open()
 
     def close(self) -> None:
-        with self._lock:
-            if self._opened:
-                self.store.close()
-            self._opened = False
+        """Close the store and every component (models, connections), after running work ends."""
+        with self._ingest_lock, self._rw.write():
+            errors = []
+            for close, where in [(self.collection.close, self.store.where)] + [
+                (c.close, c.where) for c in self.components() if c is not self.store
+            ]:
+                try:
+                    close()
+                except Exception as exc:  # close the rest, then report
+                    errors.append(f"{where}: {type(exc).__name__}: {exc}")
             if self._cache is not None and self._owns_cache:
                 self._cache.close()
                 self._cache = None
+            if errors:
+                from .errors import PrismError
+
+                raise PrismError("closing the engine failed for: " + "; ".join(errors))
 
     def __enter__(self) -> Engine:
         return self
@@ -129,41 +134,34 @@ class Engine:
 
     def rebuild(self) -> None:
         """Drop every stored vector of this recipe (the embedding cache is kept)."""
-        with self._lock:
-            self.store.drop()
-            self._opened = False
-            self._fields = {}
-            self.open()
+        with self._ingest_lock, self._rw.write():
+            self.collection.drop()
 
     # ------------------------------------------------------------------ ingest
 
     def ingest(self, progress: ProgressFn | None = None, *, rebuild: bool = False) -> IngestReport:
         """Load the recipe's sources and bring the index in line with them (adds, updates, deletes)."""
-        with self._lock:
+        with self._ingest_lock:
             report = IngestReport()
-            items = load_sources(self, report, progress or _quiet)
+            items = self._ingest.load_sources(report, progress or no_progress)
             if rebuild:
                 # Checked before the drop: a rebuild from an empty corpus must not wipe the index.
-                items = list(valid_items(self, items, report).values())
-                self.rebuild()
-            return ingest_items(self, items, report, progress or _quiet, delete_missing=True)
+                items = list(self._ingest.valid_items(items, report).values())
+                with self._rw.write():
+                    self.collection.drop()
+            return self._ingest.run(items, report, progress or no_progress, delete_missing=True)
 
     def ingest_items(
         self, items: Iterable[Item], progress: ProgressFn | None = None, *, delete_missing: bool = False
     ) -> IngestReport:
         """Index the given items (e.g. from a data set); with `delete_missing`, remove all others."""
-        with self._lock:
-            return ingest_items(self, items, IngestReport(), progress or _quiet, delete_missing)
+        with self._ingest_lock:
+            return self._ingest.run(items, IngestReport(), progress or no_progress, delete_missing)
 
     def ingested(self) -> bool:
         """Whether anything was ever ingested into this recipe's store."""
-        return bool(self._meta.get("payload_keys"))
-
-    def record_payload_keys(self, keys: set[str]) -> None:
-        known = set(self._meta.get("payload_keys", []))
-        if not keys <= known:
-            self._meta["payload_keys"] = sorted(known | keys)
-            self.store.write_meta(self._meta)
+        self.open()
+        return self.collection.ingested()
 
     # ------------------------------------------------------------------ search
 
@@ -180,8 +178,8 @@ class Engine:
         """Search with text, a file path, bytes (with `modality`) or a `Query`; best first.
 
         `weights` overrides the named retrievers' fusion weights for this query (the others keep
-        the recipe's); `exact` forces
-        (True) or forbids (False) brute-force search instead of each index's own setting.
+        the recipe's); `exact` forces (True) brute-force search on each retriever's main field
+        instead of its plan, or forbids it (False). Safe to call from many threads at once.
         """
         return self.search_detailed(
             query, top_k=top_k, filter=filter, weights=weights, modality=modality, exact=exact
@@ -201,40 +199,32 @@ class Engine:
         k = self.recipe.spec.search.top_k if top_k is None else top_k
         if k <= 0:
             raise QueryError(f"top_k must be positive, got {k}")
-        return run_search(self, as_query(query, modality), k, filter_from_dict(filter), weights, exact)
-
-    def check_filter(self, flt: Filter) -> None:
-        known = set(self._meta.get("payload_keys", []))
-        unknown = sorted(k for k in flt.keys if k.split(".")[0] not in known)
-        if unknown:
-            raise QueryError(
-                f"filter on unknown field(s) {', '.join(unknown)}: no ingested item has them. "
-                f"Known fields: {', '.join(sorted(k for k in known if not k.startswith('_')))}"
-            )
+        q = as_query(query, modality, self.registry.claimed_extensions())
+        flt = filter_from_dict(filter)
+        self.open()
+        with self._rw.read():
+            return self._search.run(q, k, flt, weights, exact)
 
     def fusion_with(self, weights: Mapping[str, float] | None) -> Fusion | None:
-        fusion = self.recipe.fusion
-        if fusion is None or not weights:
-            return fusion
-        unknown = set(weights) - set(self.recipe.retrievers)
-        if unknown:
-            raise QueryError(f"weights name unknown retriever(s) {sorted(unknown)}; retrievers: {sorted(self.recipe.retrievers)}")
-        if "weights" not in type(fusion.params).model_fields:
-            raise QueryError(f"fusion {fusion.name!r} takes no weights")
-        # Overrides go over the recipe's weights: a retriever not named keeps its recipe weight.
-        data = fusion.params.model_dump(by_alias=True)
-        data["weights"] = {**data.get("weights", {}), **weights}
-        try:
-            params = type(fusion.params).model_validate(data)
-        except ValueError as exc:
-            raise QueryError(f"invalid fusion weights {dict(weights)}: {exc}") from exc
-        return type(fusion)(params, fusion.context)
+        """The recipe's fusion with query-time `weights` over its own (validated like them)."""
+        return self._search.fusion_with(weights)
+
+    def check_filter(self, flt: Filter) -> None:
+        self.collection.check_filter(flt)
+
+    def modality_of(self, path: str | Path) -> Modality | None:
+        """The modality of a file by its extension, asking installed loaders first."""
+        from .types import modality_of_path
+
+        return modality_of_path(path, self.registry.claimed_extensions())
 
     # ------------------------------------------------------------------ info
 
     def info(self) -> dict[str, Any]:
         self.open()
-        store = self.store.info()
+        with self._rw.read():
+            store = self.store.info()
+        fields = {name: self.collection.fields_of(name) for name in self.recipe.retrievers}
         return {
             "recipe": self.name,
             "source": self.recipe.source,
@@ -243,15 +233,20 @@ class Engine:
             "retrievers": {
                 name: {
                     "encoder": r.encoder.name,
-                    "kind": self._fields[name].kind,
-                    "dimension": self._fields[name].dimension,
-                    "distance": self._fields[name].distance if self._fields[name].kind != "sparse" else None,
+                    "kind": fields[name][0].kind,
+                    "dimension": fields[name][0].dimension,
+                    "distance": fields[name][0].distance if fields[name][0].kind != "sparse" else None,
                     "query_modalities": sorted(m.value for m in r.encoder.query_modalities),
                     "store": dict(store.fields.get(name, {})),
+                    "fields": [f.name for f in fields[name]],
+                    "plan": [
+                        {"field": s.field, "limit": s.limit}
+                        for s in r.index.plan(fields[name], r.top_k).stages
+                    ],
                 }
                 for name, r in self.recipe.retrievers.items()
             },
             "fusion": self.recipe.fusion.name if self.recipe.fusion else None,
             "rerank": [r.name for r in self.recipe.rerankers],
-            "payload_keys": [k for k in self._meta.get("payload_keys", []) if not k.startswith("_")],
+            "payload_keys": [k for k in self.collection.payload_keys() if not k.startswith("_")],
         }

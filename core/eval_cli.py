@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .hookspecs import hookimpl
+
 
 def _at_least(low: int) -> Any:
     """An argparse type: a whole number >= low (argparse turns the ValueError into a usage error)."""
@@ -39,8 +41,10 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def add_commands(sub: Any) -> None:
+@hookimpl
+def register_commands(subparsers: Any) -> None:
     """Add the `eval` and `compare` subcommands to the `prism` parser's subparsers."""
+    sub = subparsers
     p = sub.add_parser("eval", help="score a recipe on a data set (nDCG@10, recall, MRR, MAP, latency)")
     p.add_argument("recipe")
     _data_options(p)

@@ -14,10 +14,12 @@ torch and friends inside the component's methods.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from .components import Encoder, Fusion, Index, Loader, Reranker, Store
+if TYPE_CHECKING:  # annotations only: the contracts import this module for `hookimpl`
+    from .contracts import Encoder, Fusion, Index, Loader, Reranker, Store
 
 PROJECT = "prismrag"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -26,7 +28,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def register_encoders(register: Callable[[type[Encoder]], None]) -> None:
-    """Register encoder classes (subclasses of `prismrag.Encoder`).
+    """Register encoder classes (subclasses of `prismrag.contracts.Encoder`).
 
     :param register: call ``register(MyEncoder)``; the class's ``name`` is its recipe name.
     """
@@ -63,6 +65,17 @@ def resolve_model(name: str) -> str | None:
 
     Return None when this plugin does not know the model; the first non-None answer wins. This is
     how a package that ships weights serves offline users without the recipe naming a path.
+    """
+
+
+@hookspec
+def register_commands(subparsers: Any) -> None:
+    """Add subcommands to the `prism` command line (an `argparse` subparsers object).
+
+    Each command sets ``func=handler`` with ``parser.set_defaults``; the handler takes the parsed
+    arguments and returns the exit code. Keep the module that implements this hook light: it is
+    imported for `prism --help`, so import heavy libraries inside the handler. Provisional: the
+    argparse object may become a small wrapper of our own.
     """
 
 

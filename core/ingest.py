@@ -9,19 +9,16 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .cache import EmbeddingCache
-from .components import HASH_KEY, ID_KEY, RESERVED_PAYLOAD_KEYS, PointBatch
+from .collection import Collection
+from .contracts import HASH_KEY, ID_KEY, RESERVED_PAYLOAD_KEYS, PointBatch, ProgressFn
 from .errors import IngestError, ItemError
+from .recipe import BuiltRecipe
 from .types import Item, Media, Row, from_rows, rows_of
-
-if TYPE_CHECKING:
-    from .engine import Engine
-
-ProgressFn = Callable[[str, int, int | None], None]
-"""progress(stage, done, total): called as work advances; total is None when unknown."""
 
 
 @dataclass
@@ -49,8 +46,145 @@ class IngestReport:
         return d
 
 
-def load_sources(engine: Engine, report: IngestReport, progress: ProgressFn) -> list[Item]:
-    recipe = engine.recipe
+
+class IngestPipeline:
+    """sources -> items -> per retriever, batched encoding (through the cache) -> upsert.
+
+    It receives what it needs: the recipe, the collection, the embedding cache (None: off) and
+    `write`, the context manager that makes each store write exclusive of searches.
+    """
+
+    def __init__(
+        self,
+        recipe: BuiltRecipe,
+        collection: Collection,
+        cache: Callable[[], EmbeddingCache | None],
+        write: Callable[[], AbstractContextManager[Any]],
+    ):
+        self.recipe, self.collection, self._cache, self.write = recipe, collection, cache, write
+
+    def load_sources(self, report: IngestReport, progress: ProgressFn) -> list[Item]:
+        return load_sources(self.recipe, report, progress)
+
+    def valid_items(self, items: Iterable[Item], report: IngestReport) -> dict[str, Item]:
+        return valid_items(self.recipe, items, report)
+
+    def run(self, items: Iterable[Item], report: IngestReport, progress: ProgressFn, delete_missing: bool) -> IngestReport:
+        """Bring the store in line with `items` (and, with `delete_missing`, only them)."""
+        t0 = time.perf_counter()
+        unique = self.valid_items(items, report)
+        collection, store = self.collection, self.collection.store
+        with self.write():
+            collection.open()
+            stored = store.manifest()
+        hashes: dict[str, str] = {}
+        todo: list[Item] = []
+        for item_id, item in unique.items():
+            try:
+                h = item.digest(item.content_hash())
+            except OSError as exc:
+                report.errors.append(f"{item.source or item_id}: cannot read: {exc}")
+                continue
+            hashes[item_id] = h
+            if stored.get(item_id) == h:
+                report.unchanged += 1
+            else:
+                todo.append(item)
+        report.seconds["load"] = report.seconds.get("load", 0.0) + time.perf_counter() - t0
+
+        # Recorded before any batch, so a cancelled or killed ingest still filters on its fields.
+        with self.write():
+            collection.record_payload_keys(_payload_keys(unique.values()))
+        cache = self._cache() if self.recipe.spec.ingest.cache else None
+        batch_size = self.recipe.spec.ingest.batch_size
+        done = 0
+        progress("encode", 0, len(todo))
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            self._batch(batch, [hashes[i.id] for i in batch], stored, cache, report)
+            done += len(batch)
+            progress("encode", done, len(todo))
+
+        if delete_missing:
+            t = time.perf_counter()
+            gone = [i for i in stored if i not in unique]
+            if gone:
+                with self.write():
+                    store.delete(gone)
+            report.deleted = len(gone)
+            report.seconds["delete"] = time.perf_counter() - t
+        t = time.perf_counter()
+        with self.write():
+            store.optimize()
+        report.seconds["index"] = time.perf_counter() - t
+        return report
+
+    def _batch(
+        self, batch: Sequence[Item], hashes: Sequence[str], stored: dict[str, str], cache: EmbeddingCache | None,
+        report: IngestReport,
+    ) -> None:
+        rows, bad = self._encode_batch(batch, hashes, cache, report)
+        t = time.perf_counter()
+        retrievers = self.recipe.retrievers
+        groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        for i, item in enumerate(batch):
+            if i in bad:
+                continue
+            signature = tuple(name for name in rows if i in rows[name])
+            if not signature:
+                report.errors.append(
+                    f"{item.source or item.id}: no retriever embeds {item.modality.value} documents; item skipped"
+                )
+                continue
+            groups[signature].append(i)
+        for signature, positions in groups.items():
+            vectors: dict[str, Any] = {}
+            for name in signature:
+                encoded = from_rows(retrievers[name].encoder.output, [rows[name][i] for i in positions])
+                vectors.update(self.collection.field_vectors(retrievers[name], encoded))
+            payloads = [payload_of(batch[i], hashes[i]) for i in positions]
+            with self.write():  # a batch is one write: searches see all of it or none
+                self.collection.store.upsert(PointBatch([batch[i].id for i in positions], vectors, payloads))
+            for i in positions:
+                if batch[i].id in stored:
+                    report.updated += 1
+                else:
+                    report.added += 1
+        report.seconds["upsert"] = report.seconds.get("upsert", 0.0) + time.perf_counter() - t
+
+    def _encode_batch(
+        self, batch: Sequence[Item], hashes: Sequence[str], cache: EmbeddingCache | None, report: IngestReport
+    ) -> tuple[dict[str, dict[int, Row]], set[int]]:
+        """Each retriever's vector rows by batch position, and the positions that failed in any
+        retriever (reported; they are stored in none)."""
+        rows: dict[str, dict[int, Row]] = {}
+        bad: set[int] = set()
+        for name, retriever in self.recipe.retrievers.items():
+            encoder = retriever.encoder
+            t = time.perf_counter()
+            positions = [i for i, it in enumerate(batch) if encoder.accepts(it.modality, "document")]
+            fp = encoder.fingerprint()
+            got: dict[int, Row] = {}
+            if cache is not None and positions:
+                cached = cache.get(fp, [_content_key(hashes[i]) for i in positions], encoder.output)
+                got = {positions[j]: row for j, row in cached.items()}
+            missing = [i for i in positions if i not in got]
+            report.cache_hits[name] = report.cache_hits.get(name, 0) + len(got)
+            fresh, failed = _encode(encoder, [batch[i] for i in missing])
+            for j, problem in failed.items():
+                bad.add(missing[j])
+                report.errors.append(problem)
+            encoded_pos = [missing[j] for j in range(len(missing)) if j not in failed]
+            got.update(zip(encoded_pos, fresh, strict=True))
+            report.encoded[name] = report.encoded.get(name, 0) + len(fresh)
+            if cache is not None and fresh:
+                cache.put(fp, [_content_key(hashes[i]) for i in encoded_pos], from_rows(encoder.output, fresh))
+            rows[name] = got
+            report.seconds[f"encode:{name}"] = report.seconds.get(f"encode:{name}", 0.0) + time.perf_counter() - t
+        return rows, bad
+
+
+def load_sources(recipe: BuiltRecipe, report: IngestReport, progress: ProgressFn) -> list[Item]:
     if not recipe.sources:
         raise IngestError(
             f"{recipe.source}: the recipe has no `sources`, so there is nothing to ingest. Add a "
@@ -69,60 +203,8 @@ def load_sources(engine: Engine, report: IngestReport, progress: ProgressFn) -> 
     return items
 
 
-def ingest_items(
-    engine: Engine,
-    items: Iterable[Item],
-    report: IngestReport,
-    progress: ProgressFn,
-    delete_missing: bool,
-) -> IngestReport:
-    """Bring the store in line with `items` (and, with `delete_missing`, only them)."""
-    t0 = time.perf_counter()
-    unique = valid_items(engine, items, report)
-    engine.open()
-    store = engine.store
-    stored = store.manifest()
-    hashes: dict[str, str] = {}
-    todo: list[Item] = []
-    for item_id, item in unique.items():
-        try:
-            h = item.digest(item.content_hash())
-        except OSError as exc:
-            report.errors.append(f"{item.source or item_id}: cannot read: {exc}")
-            continue
-        hashes[item_id] = h
-        if stored.get(item_id) == h:
-            report.unchanged += 1
-        else:
-            todo.append(item)
-    report.seconds["load"] = report.seconds.get("load", 0.0) + time.perf_counter() - t0
 
-    # Recorded before any batch, so a cancelled or killed ingest still filters on its fields.
-    engine.record_payload_keys(_payload_keys(unique.values()))
-    cache = engine.cache if engine.recipe.spec.ingest.cache else None
-    batch_size = engine.recipe.spec.ingest.batch_size
-    done = 0
-    progress("encode", 0, len(todo))
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        _ingest_batch(engine, batch, [hashes[i.id] for i in batch], stored, cache, report)
-        done += len(batch)
-        progress("encode", done, len(todo))
-
-    if delete_missing:
-        t = time.perf_counter()
-        gone = [i for i in stored if i not in unique]
-        if gone:
-            store.delete(gone)
-        report.deleted = len(gone)
-        report.seconds["delete"] = time.perf_counter() - t
-    t = time.perf_counter()
-    store.optimize()
-    report.seconds["index"] = time.perf_counter() - t
-    return report
-
-
-def valid_items(engine: Engine, items: Iterable[Item], report: IngestReport) -> dict[str, Item]:
+def valid_items(recipe: BuiltRecipe, items: Iterable[Item], report: IngestReport) -> dict[str, Item]:
     """The items by id, those with a problem (a duplicate id, a reserved metadata key) reported
     and left out; an `IngestError` when none is left, before anything in the store changes."""
     unique: dict[str, Item] = {}
@@ -136,7 +218,7 @@ def valid_items(engine: Engine, items: Iterable[Item], report: IngestReport) -> 
     if not unique:
         detail = ("; ".join(report.errors[:5]) + (" ..." if len(report.errors) > 5 else "")) if report.errors else ""
         raise IngestError(
-            f"{engine.recipe.source}: empty corpus: the sources produced no items"
+            f"{recipe.source}: empty corpus: the sources produced no items"
             + (f" (skipped: {detail})" if detail else "")
             + ". Check the source paths and globs; nothing in the index was changed."
         )
@@ -183,65 +265,6 @@ def payload_of(item: Item, content_hash: str) -> dict[str, Any]:
     payload.update(item.metadata)
     return payload
 
-
-def _ingest_batch(
-    engine: Engine,
-    batch: Sequence[Item],
-    hashes: Sequence[str],
-    stored: dict[str, str],
-    cache: EmbeddingCache | None,
-    report: IngestReport,
-) -> None:
-    rows: dict[str, dict[int, Row]] = {}
-    bad: set[int] = set()
-    for name, retriever in engine.recipe.retrievers.items():
-        encoder = retriever.encoder
-        t = time.perf_counter()
-        positions = [i for i, it in enumerate(batch) if encoder.accepts(it.modality, "document")]
-        fp = engine.fingerprint(name)
-        got: dict[int, Row] = {}
-        if cache is not None and positions:
-            cached = cache.get(fp, [_content_key(hashes[i]) for i in positions], encoder.output)
-            got = {positions[j]: row for j, row in cached.items()}
-        missing = [i for i in positions if i not in got]
-        report.cache_hits[name] = report.cache_hits.get(name, 0) + len(got)
-        fresh, failed = _encode(encoder, [batch[i] for i in missing])
-        for j, problem in failed.items():
-            bad.add(missing[j])
-            report.errors.append(problem)
-        encoded_pos = [missing[j] for j in range(len(missing)) if j not in failed]
-        got.update(zip(encoded_pos, fresh, strict=True))
-        report.encoded[name] = report.encoded.get(name, 0) + len(fresh)
-        if cache is not None and fresh:
-            cache.put(fp, [_content_key(hashes[i]) for i in encoded_pos], from_rows(encoder.output, fresh))
-        rows[name] = got
-        report.seconds[f"encode:{name}"] = report.seconds.get(f"encode:{name}", 0.0) + time.perf_counter() - t
-
-    t = time.perf_counter()
-    groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
-    for i, item in enumerate(batch):
-        if i in bad:
-            continue
-        signature = tuple(name for name in rows if i in rows[name])
-        if not signature:
-            report.errors.append(
-                f"{item.source or item.id}: no retriever embeds {item.modality.value} documents; item skipped"
-            )
-            continue
-        groups[signature].append(i)
-    for signature, positions in groups.items():
-        vectors = {
-            name: from_rows(engine.recipe.retrievers[name].encoder.output, [rows[name][i] for i in positions])
-            for name in signature
-        }
-        payloads = [payload_of(batch[i], hashes[i]) for i in positions]
-        engine.store.upsert(PointBatch([batch[i].id for i in positions], vectors, payloads))
-        for i in positions:
-            if batch[i].id in stored:
-                report.updated += 1
-            else:
-                report.added += 1
-    report.seconds["upsert"] = report.seconds.get("upsert", 0.0) + time.perf_counter() - t
 
 
 def _encode_isolating(

@@ -18,7 +18,7 @@ from typing import Any
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .components import Component, Context, Encoder, Fusion, Index, Loader, Reranker, Store
+from .contracts import Component, Context, Encoder, Fusion, Index, Loader, Reranker, Store
 from .errors import PluginError, PrismError, RecipeError, UnknownComponentError
 from .registry import Registry
 

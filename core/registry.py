@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import inspect
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -11,14 +13,17 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .components import Component
+from .contracts import COMPONENT_BASES, Component
 from .errors import DuplicateComponentError, PluginError, UnknownComponentError
+from .types import Modality
 
 ENTRY_POINT_GROUP = "prismrag"
 ALLOW_ENV = "PRISMRAG_PLUGINS"
 """Comma-separated entry point names: when set, only these (plus the essential ones) load."""
 BLOCK_ENV = "PRISMRAG_BLOCK_PLUGINS"
 """Comma-separated entry point names that must not load."""
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+"""What a component's registered name may look like (recipes write it after `use:`)."""
 ESSENTIAL = frozenset({"indexes", "fusions", "loaders", "qdrant-edge"})
 """Built-ins without which no recipe runs; the allow and block lists do not apply to them."""
 
@@ -140,16 +145,13 @@ class Registry:
                 impl.function(register=self._registrar(kind, impl.plugin_name))
 
     def _registrar(self, kind: str, plugin: str):
-        base = {
-            "encoder": "Encoder", "index": "Index", "store": "Store",
-            "fusion": "Fusion", "reranker": "Reranker", "loader": "Loader",
-        }[kind]
-
         def register(cls: type[Component]) -> None:
-            if not isinstance(cls, type) or cls.kind != kind or not hasattr(cls, "name"):
+            problems = declaration_problems(kind, cls)
+            if problems:
                 raise PluginError(
-                    f"plugin {plugin!r} registered {cls!r} as a {kind}, but it is not a subclass of "
-                    f"prismrag.{base} with a `name`"
+                    f"plugin {plugin!r} registered {getattr(cls, '__qualname__', cls)!r} as a {kind}, "
+                    f"but " + "; ".join(problems) + ". Fix the class in that plugin, or block the plugin "
+                    f"with PRISMRAG_BLOCK_PLUGINS={plugin}."
                 )
             known = self._components[kind]
             if cls.name in known and known[cls.name].cls is not cls:
@@ -158,6 +160,20 @@ class Registry:
             known[cls.name] = ComponentInfo(kind, cls.name, cls, plugin, dist, version)
 
         return register
+
+    def add_commands(self, subparsers: Any) -> None:
+        """Let every plugin that implements `register_commands` add its `prism` subcommands."""
+        self._ensure_loaded()
+        self._pm.hook.register_commands(subparsers=subparsers)
+
+    def claimed_extensions(self) -> dict[str, Modality]:
+        """Extensions that installed loaders claim, with the modality each loader declares."""
+        out: dict[str, Modality] = {}
+        for info in self.components("loader").values():
+            modality = getattr(info.cls, "modality", None)
+            if modality is not None:
+                out.update(dict.fromkeys(info.cls.extensions, modality))  # type: ignore[attr-defined]
+        return out
 
     # ------------------------------------------------------------------ lookups
 
@@ -186,3 +202,23 @@ class Registry:
     def plugin_names(self) -> list[str]:
         self._ensure_loaded()
         return [name for name, _ in self._pm.list_name_plugin()]
+
+
+def declaration_problems(kind: str, cls: Any) -> list[str]:
+    """What keeps `cls` from being registered as a `kind`: not a subclass of the kind's base, no
+    valid `name`, an abstract method left out, or bad declared capabilities."""
+    base = COMPONENT_BASES[kind]
+    if not isinstance(cls, type) or not issubclass(cls, base):
+        return [f"it is not a subclass of prismrag.contracts.{base.__name__}"]
+    problems = []
+    name = cls.__dict__.get("name", getattr(cls, "name", None))
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        problems.append(f"its `name` {name!r} is not a lower-case name like 'my-encoder'")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        problems.append(f"it does not implement {missing}")
+    try:
+        problems += cls.declaration_problems()
+    except Exception as exc:  # a broken declaration must be reported, not crash the registry
+        problems.append(f"its declaration could not be checked ({type(exc).__name__}: {exc})")
+    return problems

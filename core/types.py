@@ -28,7 +28,7 @@ VectorKind = Literal["dense", "sparse", "multi"]
 Distance = Literal["cosine", "dot", "euclid", "manhattan"]
 Role = Literal["document", "query"]
 
-_EXTENSIONS: dict[Modality, frozenset[str]] = {
+EXTENSIONS: Mapping[Modality, frozenset[str]] = {
     Modality.TEXT: frozenset({".txt", ".md", ".markdown", ".rst"}),
     Modality.IMAGE: frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}),
     Modality.AUDIO: frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a"}),
@@ -37,10 +37,22 @@ _EXTENSIONS: dict[Modality, frozenset[str]] = {
 }
 
 
-def modality_of_path(path: str | Path) -> Modality | None:
-    """The modality a file's extension implies, or None when it implies none."""
+"""The one table of file extensions per modality (lower case, with the dot). Loaders serve a
+subset of it (`extensions_of`); a plugin's loader may claim more, which the registry adds."""
+
+
+def extensions_of(modality: Modality) -> frozenset[str]:
+    """The extensions that imply `modality`."""
+    return EXTENSIONS[modality]
+
+
+def modality_of_path(path: str | Path, claimed: Mapping[str, Modality] | None = None) -> Modality | None:
+    """The modality a file's extension implies, or None when it implies none. `claimed` maps
+    extensions that installed loaders claim to their modality; it is asked first."""
     suffix = Path(path).suffix.lower()
-    for modality, suffixes in _EXTENSIONS.items():
+    if claimed and suffix in claimed:
+        return claimed[suffix]
+    for modality, suffixes in EXTENSIONS.items():
         if suffix in suffixes:
             return modality
     mime, _ = mimetypes.guess_type(str(path))
@@ -242,11 +254,29 @@ class ScoredId:
 
 
 @dataclass(frozen=True)
+class StageTrace:
+    """A hit's place in one stage of a retriever's search plan."""
+
+    field: str
+    rank: int  # 1-based
+    score: float
+    limit: int
+
+
+@dataclass(frozen=True)
 class RetrieverTrace:
-    """A hit's place in one retriever's list."""
+    """A hit's place in one retriever's list (its final stage), and in each stage of a
+    multi-stage plan."""
 
     rank: int  # 1-based
     score: float
+    stages: tuple[StageTrace, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"rank": self.rank, "score": self.score}
+        if self.stages:
+            data["stages"] = [{"field": s.field, "rank": s.rank, "score": s.score, "limit": s.limit} for s in self.stages]
+        return data
 
 
 @dataclass(frozen=True)
@@ -271,7 +301,7 @@ class Provenance:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "retrievers": {k: {"rank": v.rank, "score": v.score} for k, v in self.retrievers.items()},
+            "retrievers": {k: v.to_dict() for k, v in self.retrievers.items()},
             "fusion": (
                 {"name": self.fusion, "score": self.fused_score, "contributions": dict(self.contributions)}
                 if self.fusion

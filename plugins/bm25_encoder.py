@@ -28,10 +28,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from prismrag import Encoder, Modality, Params, hookimpl
-from prismrag.components import Context
-from prismrag.errors import PrismError
-from prismrag.models import import_optional
-from prismrag.types import Content, Role, SparseBatch, as_text
+from prismrag.contracts import Content, Context, PrismError, Role, SparseBatch, as_text
+from prismrag.support import import_optional
 
 ENGLISH_STOP_WORDS = frozenset(
     """

@@ -18,10 +18,15 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from prismrag.components import FusedEntry, Fusion, Params, order_fused
-from prismrag.errors import QueryError
-from prismrag.hookspecs import hookimpl
-from prismrag.types import ScoredId
+from prismrag.contracts import (
+    FusedEntry,
+    Fusion,
+    Params,
+    QueryError,
+    ScoredId,
+    hookimpl,
+    order_fused,
+)
 
 Lists = Mapping[str, Sequence[ScoredId]]
 

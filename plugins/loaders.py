@@ -19,11 +19,21 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
-from prismrag.chunking import ChunkParams, chunk_text
-from prismrag.components import RESERVED_PAYLOAD_KEYS, Context, Loader, Params
-from prismrag.errors import IngestError, ItemError, MissingDependencyError
-from prismrag.hookspecs import hookimpl
-from prismrag.types import Item, Media, Modality, Span
+from prismrag.contracts import (
+    RESERVED_PAYLOAD_KEYS,
+    Context,
+    IngestError,
+    Item,
+    ItemError,
+    Loader,
+    Media,
+    MissingDependencyError,
+    Modality,
+    Params,
+    Span,
+    hookimpl,
+)
+from prismrag.support import ChunkParams, chunk_text
 
 TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown", ".rst"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})

@@ -28,9 +28,17 @@ import numpy as np
 from pydantic import ConfigDict, Field, model_validator
 
 from prismrag import Encoder, Modality, Params, hookimpl
-from prismrag.components import Context
-from prismrag.errors import ItemError, ModelNotAvailableError, PrismError
-from prismrag.models import (
+from prismrag.contracts import (
+    Content,
+    Context,
+    ItemError,
+    Media,
+    ModelNotAvailableError,
+    PrismError,
+    Role,
+    as_text,
+)
+from prismrag.support import (
     LoadOnce,
     bound_hub_timeouts,
     import_optional,
@@ -39,7 +47,6 @@ from prismrag.models import (
     probe_hub,
     resolve_model_path,
 )
-from prismrag.types import Content, Media, Role, as_text
 
 _OPEN_CLIP_LOCK = threading.Lock()
 """open_clip keeps its model-config registry in a module global."""
@@ -103,7 +110,7 @@ class OpenClipEncoder(Encoder):
         return self.context.where or self.name
 
     def _open_clip(self) -> Any:
-        from prismrag._compat import ensure_torchvision_ops
+        from prismrag.support import ensure_torchvision_ops
 
         ensure_torchvision_ops()
         return import_optional("open_clip", self._where, "image", package="open-clip-torch")

@@ -13,312 +13,72 @@ Qdrant Edge builds HNSW graphs only when asked (`optimize()`); this store runs i
 search after opening or writing and when it is closed, so a fresh index is searchable at once
 (brute force) and fast after that. A payload field gets an index the first time a filter uses it
 (`payload_indexes: false` turns that off). Cosine fields keep unit-normalised vectors, so
-`retrieve` returns those. Helpers shared with the `qdrant` store live here too.
+`retrieve` returns those. Helpers shared with the `qdrant` store live in `_qdrant.py`.
+
+A multi-stage search plan is one query with nested prefetches; the lists of the earlier stages
+(for provenance) come from the same batch request, as shorter chains.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
-import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
 
-from prismrag.components import (
+from prismrag.contracts import (
     HASH_KEY,
     ID_KEY,
     Context,
     Filter,
+    IndexMismatchError,
     Params,
     PointBatch,
+    PrismError,
+    QueryError,
+    ScoredId,
+    SearchPlan,
+    Stage,
+    StageLists,
     Store,
     StoredPoint,
     StoreInfo,
     VectorField,
+    Vectors,
+    hookimpl,
     point_uuid,
 )
-from prismrag.errors import IndexMismatchError, PrismError, QueryError
-from prismrag.hookspecs import hookimpl
-from prismrag.types import MultiBatch, ScoredId, SparseBatch, Vectors
+
+from ._qdrant import (
+    SCROLL_PAGE,
+    batch_points,
+    build_filter,
+    check_fields,
+    chunks,
+    disk_bytes,
+    field_info,
+    field_named,
+    filter_plan,
+    layout_problems,
+    mismatch_error,
+    prefetch_chain,
+    query_row,
+    scored,
+    scroll_manifest,
+    stage_exact,
+    stored_points,
+    write_json_atomic,
+)
 
 META_FILE = "prism-meta.json"
 SHARD_DIR = "shard"
 UPSERT_CHUNK = 1024
-SCROLL_PAGE = 2048
 RETRIEVE_CHUNK = 1024
-
-# --------------------------------------------------------------------- shared with the qdrant store
-
-DISTANCE_SIGN = {"cosine": 1.0, "dot": 1.0, "euclid": -1.0, "manhattan": -1.0}
-"""Qdrant reports euclid/manhattan as distances (lower is better); we return -distance."""
-
-
-def check_fields(fields: Sequence[VectorField], store: str) -> dict[str, VectorField]:
-    """Fields by name, after checking names are unique and dense/multi have a dimension."""
-    out: dict[str, VectorField] = {}
-    for f in fields:
-        if f.name in out:
-            raise PrismError(f"store {store!r}: two vector fields are named {f.name!r}")
-        if f.kind in ("dense", "multi") and not f.dimension:
-            raise PrismError(f"store {store!r}: {f.kind} field {f.name!r} has no dimension")
-        out[f.name] = f
-    return out
-
-
-def layout_of(field: VectorField) -> dict[str, Any]:
-    """The parts of a field that fix the stored data, normalised for comparison."""
-    if field.kind == "sparse":
-        return {"kind": "sparse", "idf": bool(field.idf)}
-    return {"kind": field.kind, "dimension": field.dimension, "distance": field.distance}
-
-
-def layout_problems(requested: Mapping[str, VectorField], stored: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """What differs between the recipe's fields and the stored layout, one line per problem."""
-    problems = []
-    for name, f in requested.items():
-        if name not in stored:
-            problems.append(f"retriever {name!r} is not in the stored index (stored: {', '.join(sorted(stored)) or 'none'})")
-            continue
-        want, have = layout_of(f), stored[name]
-        for key in ("kind", "dimension", "distance", "idf"):
-            if key in want and have.get(key) != want[key]:
-                problems.append(f"retriever {name!r}: stored {key} is {have.get(key)!r}, the recipe asks for {want[key]!r}")
-                break
-    for name in sorted(set(stored) - set(requested)):
-        problems.append(f"the stored index has a vector {name!r} that no retriever of the recipe names")
-    return problems
-
-
-def mismatch_error(location: str, recipe: str, problems: Sequence[str]) -> IndexMismatchError:
-    return IndexMismatchError(
-        f"{location}: the stored index was built with another layout than recipe {recipe!r} asks for: "
-        + "; ".join(problems)
-        + f". Run `prism ingest RECIPE --rebuild` to re-index {recipe!r} from scratch, "
-        f"or restore the previous recipe."
-    )
-
-
-def dense_rows(vectors: Vectors, field: VectorField) -> list[list[float]]:
-    arr = np.asarray(vectors, dtype=np.float32)
-    if arr.ndim != 2 or arr.shape[1] != field.dimension:
-        raise IndexMismatchError(
-            f"field {field.name!r} stores {field.dimension}-d vectors, got an array of shape {arr.shape}"
-        )
-    return arr.tolist()
-
-
-def sparse_rows(vectors: Vectors, field: VectorField) -> list[tuple[list[int], list[float]]]:
-    if not isinstance(vectors, SparseBatch):
-        raise IndexMismatchError(f"field {field.name!r} is sparse, got {type(vectors).__name__}")
-    bounds = vectors.indptr.tolist()
-    indices = np.asarray(vectors.indices, dtype=np.int64).tolist()
-    values = np.asarray(vectors.values, dtype=np.float32).tolist()
-    return [(indices[a:b], values[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
-def multi_rows(vectors: Vectors, field: VectorField) -> list[list[list[float]]]:
-    matrices = vectors.matrices if isinstance(vectors, MultiBatch) else list(vectors)  # type: ignore[union-attr, arg-type]
-    out = []
-    for m in matrices:
-        arr = np.asarray(m, dtype=np.float32)
-        if arr.ndim != 2 or arr.shape[1] != field.dimension or arr.shape[0] == 0:
-            raise IndexMismatchError(
-                f"field {field.name!r} stores multi-vectors of dimension {field.dimension}, got shape {arr.shape}"
-            )
-        out.append(arr.tolist())
-    return out
-
-
-def batch_rows(vectors: Vectors, field: VectorField) -> list[Any]:
-    """Rows of a batch as Python lists (sparse rows as (indices, values)), converted in bulk."""
-    if field.kind == "dense":
-        return dense_rows(vectors, field)
-    if field.kind == "sparse":
-        return sparse_rows(vectors, field)
-    return multi_rows(vectors, field)
-
-
-def field_named(fields: Mapping[str, VectorField], name: str) -> VectorField:
-    """The open field `name`, or a QueryError listing the fields there are."""
-    try:
-        return fields[name]
-    except KeyError:
-        raise QueryError(f"no vector field {name!r} in this index; fields: {', '.join(sorted(fields)) or 'none'}") from None
-
-
-def batch_points(
-    batch: PointBatch, fields: Mapping[str, VectorField], sparse: Callable[[list[int], list[float]], Any]
-) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """Each point of a batch as (uuid, vector per field, payload with the item id), lengths checked;
-    `sparse(indices, values)` builds the engine's own sparse vector."""
-    n = len(batch.ids)
-    if len(batch.payloads) != n:
-        raise ValueError(f"{n} ids but {len(batch.payloads)} payloads")
-    columns: dict[str, list[Any]] = {}
-    for name, vectors in batch.vectors.items():
-        field = field_named(fields, name)
-        rows = batch_rows(vectors, field)
-        if len(rows) != n:
-            raise ValueError(f"{n} ids but {len(rows)} vectors for {name!r}")
-        columns[name] = [sparse(ind, val) for ind, val in rows] if field.kind == "sparse" else rows
-    return [
-        (point_uuid(item_id), {k: col[i] for k, col in columns.items()}, {**batch.payloads[i], ID_KEY: item_id})
-        for i, item_id in enumerate(batch.ids)
-    ]
-
-
-def query_row(vector: Vectors | Any, field: VectorField) -> Any:
-    """The one query vector of a batch-of-one, as Python lists (sparse: (indices, values))."""
-    if field.kind == "sparse":
-        if isinstance(vector, SparseBatch):
-            ind, val = vector.row(0)
-        elif isinstance(vector, tuple) and len(vector) == 2:
-            ind, val = vector
-        else:
-            raise QueryError(f"retriever {field.name!r} is sparse; got a {type(vector).__name__} query vector")
-        return np.asarray(ind, dtype=np.int64).tolist(), np.asarray(val, dtype=np.float32).tolist()
-    if field.kind == "multi":
-        m = vector.matrices[0] if isinstance(vector, MultiBatch) else np.asarray(vector, dtype=np.float32)
-        arr = np.asarray(m, dtype=np.float32)
-        if arr.ndim == 3:
-            arr = arr[0]
-        if arr.ndim != 2 or arr.shape[1] != field.dimension:
-            raise QueryError(f"retriever {field.name!r} needs [n, {field.dimension}] query vectors, got shape {arr.shape}")
-        return arr.tolist()
-    if isinstance(vector, (SparseBatch, MultiBatch)):
-        raise QueryError(f"retriever {field.name!r} is dense; got a {type(vector).__name__} query vector")
-    arr = np.asarray(vector, dtype=np.float32)
-    if arr.ndim == 2:
-        arr = arr[0]
-    if arr.ndim != 1 or arr.shape[0] != field.dimension:
-        raise QueryError(f"retriever {field.name!r} needs a {field.dimension}-d query vector, got shape {arr.shape}")
-    return arr.tolist()
-
-
-def numpy_vector(value: Any, kind: str) -> Any:
-    """A stored vector as numpy: dense [d], sparse (indices int64, values float32), multi [n, d]."""
-    if kind == "sparse":
-        return np.asarray(value.indices, dtype=np.int64), np.asarray(value.values, dtype=np.float32)
-    return np.asarray(value, dtype=np.float32)
-
-
-def field_info(f: VectorField) -> dict[str, Any]:
-    if f.kind == "sparse":
-        return {"kind": "sparse", "idf": f.idf, "on_disk": f.on_disk}
-    return {
-        "kind": f.kind,
-        "dimension": f.dimension,
-        "distance": f.distance,
-        "hnsw": None if f.exact else {"m": f.hnsw_m, "ef_construct": f.hnsw_ef_construct, "ef": f.search_ef},
-        "exact": f.exact,
-        "quantization": f.quantization
-        if f.quantization == "none"
-        else {"type": f.quantization, "rescore": f.rescore, "oversampling": f.oversampling},
-        "on_disk": f.on_disk,
-    }
-
-
-Plan = list[tuple[str, str, str, Any]]
-"""A filter as (clause, op, key, value): clause must/must_not; op match, any, range, datetime,
-null, or `should` with a nested plan as value."""
-
-
-def _number(v: Any, key: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise QueryError(f"filter on {key!r}: a range needs a finite number (or an ISO date string), got {v!r}")
-    return float(v)
-
-
-def _eq_plan(clause: str, key: str, value: Any) -> tuple[str, str, str, Any]:
-    if value is None:
-        return (clause, "null", key, None)
-    if isinstance(value, (str, bool)):
-        return (clause, "match", key, value)
-    if isinstance(value, (int, float)):
-        # A range, not an exact match: Qdrant matches integers only against integers, so `1`
-        # would miss a stored 1.0 (and `1.5` cannot be matched exactly at all).
-        number = _number(value, key)
-        return (clause, "range", key, {"gte": number, "lte": number})
-    raise QueryError(f"filter on {key!r}: cannot compare with {type(value).__name__} {value!r}; use a string, number or boolean")
-
-
-def filter_plan(flt: Filter) -> Plan:
-    """Translate a prismrag Filter into a backend-neutral plan (all conditions must hold)."""
-    plan: Plan = []
-    for c in flt.conditions:
-        if c.op == "eq":
-            plan.append(_eq_plan("must", c.key, c.value))
-        elif c.op == "ne":
-            plan.append(_eq_plan("must_not", c.key, c.value))
-        elif c.op == "in":
-            values = list(c.value) if isinstance(c.value, (list, tuple, set, frozenset)) else [c.value]
-            if all(isinstance(v, str) for v in values):
-                plan.append(("must", "any", c.key, values))  # an empty list matches nothing
-            else:
-                plan.append(("must", "should", c.key, [_eq_plan("must", c.key, v) for v in values]))
-        elif c.op in ("gt", "gte", "lt", "lte"):
-            if isinstance(c.value, str):
-                plan.append(("must", "datetime", c.key, {c.op: c.value}))
-            else:
-                plan.append(("must", "range", c.key, {c.op: _number(c.value, c.key)}))
-        else:
-            raise QueryError(f"filter on {c.key!r}: unknown operator {c.op!r}; use eq, ne, in, gt, gte, lt, lte")
-    return plan
-
-
-def build_filter(plan: Plan, make: Callable[[str, str, Any], Any], combine: Callable[..., Any]) -> Any:
-    """Build backend objects: `make(op, key, value)` one condition, `combine(must=, must_not=, should=)`."""
-    must, must_not = [], []
-    for clause, op, key, value in plan:
-        if op == "should":
-            cond = combine(must=None, must_not=None, should=[build_filter([p], make, combine) for p in value] or None)
-        else:
-            cond = make(op, key, value)
-        (must if clause == "must" else must_not).append(cond)
-    return combine(must=must or None, must_not=must_not or None, should=None)
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON so a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(dict(data), fh, sort_keys=True, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    if os.name == "posix":
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def disk_bytes(root: Path) -> int:
-    """Bytes allocated on disk under `root` (preallocated, still empty parts of sparse files are not counted)."""
-    total = 0
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            blocks = getattr(st, "st_blocks", None)
-            total += blocks * 512 if blocks is not None else st.st_size
-    return total
-
-
-def chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
 
 
 # ------------------------------------------------------------------------------------ the store
@@ -387,7 +147,7 @@ class QdrantEdgeStore(Store):
         self.shard_dir = self.root / SHARD_DIR
         self.meta_path = self.root / META_FILE
         self._shard: Any = None
-        self._fields: dict[str, VectorField] = {}
+        self.fields: dict[str, VectorField] = {}
         self._params: dict[tuple[str, bool], Any] = {}
         self._dirty = False
         self._indexed: set[str] = set()
@@ -442,7 +202,7 @@ class QdrantEdgeStore(Store):
         with self._lock:
             wanted = check_fields(fields, self.name)
             if self._shard is not None:
-                if wanted == self._fields:
+                if wanted == self.fields:
                     return
                 self.close()
             config = self._config(wanted)
@@ -462,7 +222,7 @@ class QdrantEdgeStore(Store):
                 raise
             except Exception as exc:  # qdrant_edge raises plain Exception
                 raise self._engine_error(exc) from exc
-            self._shard, self._fields, self._params = shard, wanted, {}
+            self._shard, self.fields, self._params = shard, wanted, {}
             self._indexed = set(shard.info().payload_schema)
             # a shard left by a killed writer may hold unindexed points; a no-op optimize is ~50 us
             self._dirty = True
@@ -511,13 +271,13 @@ class QdrantEdgeStore(Store):
         return self._shard
 
     def _field(self, name: str) -> VectorField:
-        return field_named(self._fields, name)
+        return field_named(self.fields, name)
 
     # -------------------------------------------------------------- writes
 
     def upsert(self, batch: PointBatch) -> None:
         shard = self._need()
-        points = [qe.Point(uid, vectors, payload) for uid, vectors, payload in batch_points(batch, self._fields, qe.SparseVector)]
+        points = [qe.Point(uid, vectors, payload) for uid, vectors, payload in batch_points(batch, self.fields, qe.SparseVector)]
         n = len(points)
         try:
             for part in chunks(points, UPSERT_CHUNK):
@@ -552,32 +312,51 @@ class QdrantEdgeStore(Store):
     def search(
         self, field: str, vector: Vectors, limit: int, flt: Filter | None = None, exact: bool | None = None
     ) -> list[ScoredId]:
+        return self.search_plan(SearchPlan.single(field, limit), {field: vector}, flt, exact)[-1]
+
+    def search_plan(
+        self, plan: SearchPlan, vectors: Mapping[str, Vectors], flt: Filter | None = None, exact: bool | None = None
+    ) -> StageLists:
         shard = self._need()
-        f = self._field(field)
         if self._dirty:
             self.optimize()
-        row = query_row(vector, f)
-        if f.kind == "sparse":
-            if not row[0]:
-                return []
-            row = qe.SparseVector(*row)
+        rows: dict[str, Any] = {}
+        for name in plan.fields:
+            f = self._field(name)
+            row = query_row(vectors[name], f)
+            if f.kind == "sparse":
+                if not row[0]:
+                    return [[] for _ in plan.stages]
+                row = qe.SparseVector(*row)
+            rows[name] = row
         if flt is not None and self.params.payload_indexes and not flt.keys <= self._indexed:  # type: ignore[attr-defined]
             self._index_payload(flt)
-        request = qe.QueryRequest(
-            limit=int(limit),
-            query=qe.Query.Nearest(row, using=field),
-            filter=build_filter(filter_plan(flt), _edge_condition, _edge_filter) if flt and flt.conditions else None,
-            params=self._search_params(f, f.exact if exact is None else bool(exact)),
-            with_payload=[ID_KEY],
-        )
+        edge_filter = build_filter(filter_plan(flt), _edge_condition, _edge_filter) if flt and flt.conditions else None
+
+        def prefetch(stage: Stage, inner: list[Any] | None, first: bool) -> Any:
+            f = self._field(stage.field)
+            return qe.Prefetch(
+                limit=int(stage.limit), query=qe.Query.Nearest(rows[stage.field], using=stage.field), prefetches=inner,
+                params=self._search_params(f, stage_exact(stage, f, exact, first)), filter=edge_filter if first else None,
+            )
+
+        requests = []
+        for n in range(1, len(plan.stages) + 1):
+            last = plan.stages[n - 1]
+            f = self._field(last.field)
+            requests.append(qe.QueryRequest(
+                limit=int(last.limit),
+                query=qe.Query.Nearest(rows[last.field], using=last.field),
+                prefetches=prefetch_chain(plan.stages[: n - 1], prefetch),
+                filter=edge_filter,
+                params=self._search_params(f, stage_exact(last, f, exact, n == 1)),
+                with_payload=[ID_KEY],
+            ))
         try:
-            points = shard.query(request)
+            found = [shard.query(requests[0])] if len(requests) == 1 else shard.query_batch(qe.QueryBatchRequest(requests))
         except Exception as exc:
-            raise QueryError(f"{self.root}: search on {field!r} failed: {exc}") from exc
-        sign = DISTANCE_SIGN[f.distance] if f.kind != "sparse" else 1.0
-        if sign > 0:
-            return [ScoredId(p.payload[ID_KEY], p.score) for p in points]
-        return [ScoredId(p.payload[ID_KEY], -p.score) for p in points]
+            raise QueryError(f"{self.root}: search on {', '.join(plan.fields)} failed: {exc}") from exc
+        return [scored(points, self._field(stage.field)) for points, stage in zip(found, plan.stages, strict=True)]
 
     def _index_payload(self, flt: Filter) -> None:
         """Create payload indexes for filtered keys: filters on unindexed keys read every
@@ -599,31 +378,14 @@ class QdrantEdgeStore(Store):
         kinds = {name: self._field(name).kind for name in with_vectors}
         out: dict[str, StoredPoint] = {}
         for part in chunks(list(dict.fromkeys(ids)), RETRIEVE_CHUNK):
-            records = shard.retrieve([point_uuid(i) for i in part], True, list(kinds) if kinds else False)
-            for r in records:
-                payload = r.payload or {}
-                vectors = r.vector or {}
-                item_id = payload.get(ID_KEY)
-                if item_id is None:
-                    continue
-                vecs = {k: numpy_vector(vectors[k], kind) for k, kind in kinds.items() if k in vectors}
-                out[item_id] = StoredPoint(item_id, payload, vecs)
+            stored_points(shard.retrieve([point_uuid(i) for i in part], True, list(kinds) if kinds else False), kinds, out)
         return out
 
     def manifest(self) -> dict[str, str]:
         shard = self._need()
-        out: dict[str, str] = {}
-        offset = None
-        while True:
-            records, offset = shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=SCROLL_PAGE, with_payload=[ID_KEY, HASH_KEY], with_vector=False)
-            )
-            for r in records:
-                payload = r.payload or {}
-                if ID_KEY in payload:
-                    out[payload[ID_KEY]] = payload.get(HASH_KEY, "")
-            if offset is None:
-                return out
+        return scroll_manifest(lambda offset: shard.scroll(
+            qe.ScrollRequest(offset=offset, limit=SCROLL_PAGE, with_payload=[ID_KEY, HASH_KEY], with_vector=False)
+        ))
 
     def read_meta(self) -> dict[str, Any] | None:
         try:
@@ -642,7 +404,7 @@ class QdrantEdgeStore(Store):
         shard = self._need()
         return StoreInfo(
             points=int(shard.info().points_count),
-            fields={name: field_info(f) for name, f in self._fields.items()},
+            fields={name: field_info(f) for name, f in self.fields.items()},
             location=str(self.root),
             disk_bytes=disk_bytes(self.root),
         )

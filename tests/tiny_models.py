@@ -31,7 +31,7 @@ _TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "spe
 
 
 def _torch_ready() -> None:
-    from prismrag._compat import ensure_torchvision_ops
+    from prismrag.support.torch_compat import ensure_torchvision_ops
 
     ensure_torchvision_ops()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,8 +77,6 @@ class PrismApp(App[int]):
         """Bumped whenever another engine is loaded, so screens know to refresh."""
         self.engine_ready = False
         self.engine_status = "no recipe loaded: pick one on the Recipe screen (F2)"
-        self.search_lock = threading.Lock()
-        """Serializes engine calls from search workers (the newest waiting query wins)."""
         self.warm_up = warm_up
         self.theme = "textual-light" if light else "textual-dark"
 
@@ -140,21 +137,17 @@ class PrismApp(App[int]):
 
     @work(thread=True, group="engine", exit_on_error=False)
     def _close_engine(self, engine: Engine) -> None:
-        with self.search_lock:
-            engine.close()
+        engine.close()  # waits for the engine's running searches and ingest to finish
 
     @work(thread=True, group="engine", exit_on_error=False)
     def _warm(self, engine: Engine, generation: int) -> None:
         """Open the store and load every query encoder, so the first keystroke is fast."""
         status = ""
         try:
-            with self.search_lock:
-                engine.open()
-                points = engine.store.info().points
-                if points:
-                    engine.search_detailed("warm up", top_k=1)
-                else:
-                    status = "the index is empty: ingest it first (F3)"
+            if engine.ingested():
+                engine.search_detailed("warm up", top_k=1)
+            else:
+                status = "the index is empty: ingest it first (F3)"
         except PrismError as exc:
             status = f"error: {exc}"
         except Exception as exc:  # a broken plugin must not take the UI down

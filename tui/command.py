@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from prismrag import hookimpl
 
-def add_commands(subparsers: Any) -> None:
+
+@hookimpl
+def register_commands(subparsers: Any) -> None:
     """Add `tui [RECIPE]` to the `prism` parser's subcommands."""
     p = subparsers.add_parser("tui", help="the terminal UI: pick a recipe, ingest, search, evaluate")
     p.add_argument("recipe", nargs="?", default=None, help="a recipe file to open (default: pick one)")

@@ -9,6 +9,8 @@ from typing import Any
 
 from rich.text import Text
 
+from prismrag.explain import Explanation
+from prismrag.explain import explain as explanation_of
 from prismrag.types import Hit
 
 _WORD = re.compile(r"\w+")
@@ -106,45 +108,43 @@ def grid(rows: Sequence[Sequence[str | Text]], header: Sequence[str] | None = No
     return out
 
 
-def provenance_table(hit: Hit, routed: Iterable[str], top_ks: Mapping[str, int]) -> Text:
-    """Per retriever: rank, raw score and what it added to the fused score."""
-    prov = hit.provenance
-    total = sum(prov.contributions.values()) or 0.0
+def provenance_table(e: Explanation) -> Text:
+    """Per retriever: rank, raw score and what it added to the fused score (and each stage of a
+    multi-stage plan below it)."""
     rows: list[list[str | Text]] = []
-    for name in routed:
-        trace = prov.retrievers.get(name)
-        if trace is None:
-            rows.append([name, Text("—", style="dim"), Text(f"not in its top {top_ks.get(name, '?')}", style="dim"), ""])
+    for r in e.retrievers:
+        if r.rank is None:
+            top = r.top_k if r.top_k is not None else "?"
+            rows.append([r.name, Text("—", style="dim"), Text(f"not in its top {top}", style="dim"), ""])
             continue
         share = ""
-        if prov.fusion:
-            contrib = prov.contributions.get(name)
-            if contrib is not None:
-                pct = f" ({100 * contrib / total:.0f}%)" if total > 0 else ""
-                share = f"+{contrib:.4f}{pct}"
-        rows.append([name, str(trace.rank), _fmt(trace.score), share])
-    header = ["retriever", "rank", "score", "fusion share" if prov.fusion else ""]
+        if e.fusion and r.share is not None:
+            pct = f" ({r.share_percent:.0f}%)" if r.share_percent is not None else ""
+            share = f"+{r.share:.4f}{pct}"
+        rows.append([r.name, str(r.rank), _fmt(r.score), share])
+        for s in r.stages:
+            rows.append([Text(f"  {s.field}", style="dim"), Text(str(s.rank), style="dim"), Text(_fmt(s.score), style="dim"),
+                         Text(f"of {s.limit}", style="dim")])
+    header = ["retriever", "rank", "score", "fusion share" if e.fusion else ""]
     return grid(rows, header, right=(1, 2))
 
 
 def explain(hit: Hit, routed: Sequence[str], top_ks: Mapping[str, int]) -> Text:
     """The provenance block of the detail panel: retrievers, fusion, rerankers."""
-    prov = hit.provenance
-    out = provenance_table(hit, routed, top_ks)
+    e = explanation_of(hit, routed, top_ks)
+    out = provenance_table(e)
     out.append("\n")
-    if prov.fusion:
-        out.append_text(Text.assemble(("fusion ", "bold"), f"{prov.fusion}: fused score {_fmt(prov.fused_score)}"))
+    if e.fusion:
+        out.append_text(Text.assemble(("fusion ", "bold"), f"{e.fusion}: fused score {_fmt(e.fused_score)}"))
     else:
         out.append("single retriever: no fusion", style="dim")
-    for r in prov.rerank:
-        moved = r.rank_before - r.rank_after
-        arrow = "↑" if moved > 0 else ("↓" if moved < 0 else "=")
-        style = "green" if moved > 0 else ("red" if moved < 0 else "dim")
-        stage = r.stage.split(":", 1)[-1]
+    for r in e.rerank:
+        arrow = "↑" if r.moved > 0 else ("↓" if r.moved < 0 else "=")
+        style = "green" if r.moved > 0 else ("red" if r.moved < 0 else "dim")
         out.append("\n")
         out.append_text(Text.assemble(
-            ("rerank ", "bold"), f"{stage}: score {_fmt(r.score)}, rank {r.rank_before} → {r.rank_after} ",
-            (f"{arrow}{abs(moved) if moved else ''}", style),
+            ("rerank ", "bold"), f"{r.stage}: score {_fmt(r.score)}, rank {r.rank_before} → {r.rank_after} ",
+            (f"{arrow}{abs(r.moved) if r.moved else ''}", style),
         ))
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,13 @@ class SearchRequest:
     weights: dict[str, float] | None
 
 
-def query_modality(query: str) -> Modality | None:
-    """The modality of a query: a file's (from its extension), else text."""
+def query_modality(query: str, claimed: Mapping[str, Modality] | None = None) -> Modality | None:
+    """The modality of a query: a file's (from its extension; `claimed`: what installed loaders
+    claim), else text."""
     path = Path(query).expanduser()
     try:
         if len(query) < 4096 and path.is_file():
-            return modality_of_path(path)
+            return modality_of_path(path, claimed)
     except OSError:
         pass
     return Modality.TEXT
@@ -226,22 +228,21 @@ class SearchScreen(PrismScreen):
     def run_search(self, request: SearchRequest, engine: Any) -> None:
         """Search off the UI thread; a newer request makes this one stale and its result is dropped."""
         worker = get_current_worker()
-        with self.papp.search_lock:
-            if worker.is_cancelled or request.seq != self._seq:
-                return
-            t0 = time.perf_counter()
-            try:
-                flt = parse_filter_text(request.filter_text)
-                result = engine.search_detailed(request.query, top_k=request.top_k, filter=flt, weights=request.weights)
-            except (PrismError, ValueError) as exc:
-                if not worker.is_cancelled:
-                    self.app.call_from_thread(self._show_error, request, str(exc))
-                return
-            except Exception as exc:  # a plugin failing must not take the UI down
-                if not worker.is_cancelled:
-                    self.app.call_from_thread(self._show_error, request, f"{type(exc).__name__}: {exc}")
-                return
-            elapsed = time.perf_counter() - t0
+        if worker.is_cancelled or request.seq != self._seq:
+            return
+        t0 = time.perf_counter()
+        try:
+            flt = parse_filter_text(request.filter_text)
+            result = engine.search_detailed(request.query, top_k=request.top_k, filter=flt, weights=request.weights)
+        except (PrismError, ValueError) as exc:
+            if not worker.is_cancelled:
+                self.app.call_from_thread(self._show_error, request, str(exc))
+            return
+        except Exception as exc:  # a plugin failing must not take the UI down
+            if not worker.is_cancelled:
+                self.app.call_from_thread(self._show_error, request, f"{type(exc).__name__}: {exc}")
+            return
+        elapsed = time.perf_counter() - t0
         if not worker.is_cancelled:
             self.app.call_from_thread(self._show_results, request, result, elapsed)
 
@@ -271,7 +272,7 @@ class SearchScreen(PrismScreen):
                 snippet(hit.payload, width),
                 key=hit.id,
             )
-        modality = query_modality(request.query) or Modality.TEXT
+        modality = query_modality(request.query, self.papp.registry.claimed_extensions()) or Modality.TEXT
         parts = [f"{len(self._hits)} hits", f"{modality.value} query", f"retrievers: {', '.join(self._routed)}"]
         if request.filter_text.strip():
             parts.append(f"filter: {request.filter_text.strip()}")

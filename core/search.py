@@ -1,0 +1,239 @@
+"""Search as a pipeline: route the query by modality -> run each retriever's plan -> fuse ->
+rerank -> assemble hits with provenance. It receives the recipe and the collection; the engine
+decides when it may run (under its read lock)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .collection import Collection
+from .contracts import Candidate, Filter, FusedEntry, Fusion, RerankContext, SearchPlan, StageLists
+from .errors import QueryError
+from .recipe import BuiltRecipe, Retriever
+from .types import (
+    Hit,
+    Modality,
+    Provenance,
+    Query,
+    RerankTrace,
+    RetrieverTrace,
+    Row,
+    ScoredId,
+    StageTrace,
+    Vectors,
+)
+
+
+@dataclass
+class SearchResult:
+    """Hits plus what it took: per-stage seconds and the retrievers the query was routed to."""
+
+    hits: list[Hit]
+    timings: dict[str, float] = field(default_factory=dict)
+    retrievers: list[str] = field(default_factory=list)
+    top_ks: dict[str, int] = field(default_factory=dict)
+    """Each routed retriever's list length (for "not in its top N" in explanations)."""
+
+
+def _tie_key(s: ScoredId) -> tuple[float, str]:
+    return (-round(s.score, 6), s.id)
+
+
+class _StoreRerankContext(RerankContext):
+    def __init__(self, recipe: BuiltRecipe, collection: Collection, query: Query, query_vectors: dict[str, Vectors]):
+        self.recipe, self.collection, self.query, self._query_vectors = recipe, collection, query, query_vectors
+
+    def rows(self, retriever: str, ids: Sequence[str]) -> list[Row]:
+        if retriever not in self.recipe.retrievers:
+            raise QueryError(f"no retriever named {retriever!r}; retrievers: {', '.join(self.recipe.retrievers)}")
+        main = self.collection.fields_of(retriever)[0].name
+        points = self.collection.store.retrieve(ids, with_vectors=[main])
+        missing = [i for i in ids if i not in points or main not in points[i].vectors]
+        if missing:
+            raise QueryError(f"retriever {retriever!r} has no stored vector for {missing[:3]}")
+        return [points[i].vectors[main] for i in ids]
+
+    def query_vectors(self, retriever: str) -> Vectors:
+        if retriever not in self._query_vectors:
+            self._query_vectors[retriever] = self.recipe.retrievers[retriever].encoder.encode_query(self.query)
+        return self._query_vectors[retriever]
+
+
+class SearchPipeline:
+    """Runs one query through the recipe's retrievers, fusion and rerankers."""
+
+    def __init__(self, recipe: BuiltRecipe, collection: Collection):
+        self.recipe, self.collection = recipe, collection
+
+    # ---------------------------------------------------------------- route
+
+    def route(self, query: Query) -> list[Retriever]:
+        """The retrievers whose encoders accept the query's modality."""
+        routed = [r for r in self.recipe.retrievers.values() if r.encoder.accepts(query.modality, "query")]
+        if not routed:
+            accepted = sorted({m.value for r in self.recipe.retrievers.values() for m in r.encoder.query_modalities})
+            raise QueryError(
+                f"{self.recipe.source}: no retriever of recipe {self.recipe.spec.name!r} accepts "
+                f"{query.modality.value} queries; this recipe answers queries of: {', '.join(accepted)}"
+            )
+        return routed
+
+    # ---------------------------------------------------------------- plan
+
+    def plan(self, retriever: Retriever, exact: bool | None) -> SearchPlan:
+        """The retriever's plan; `exact=True` replaces it with brute force on the main field."""
+        fields = self.collection.fields_of(retriever.name)
+        if exact:
+            return SearchPlan.single(fields[0].name, retriever.top_k, exact=True)
+        return retriever.index.plan(fields, retriever.top_k)
+
+    def retrieve(
+        self, retriever: Retriever, query: Query, flt: Filter | None, exact: bool | None, timings: dict[str, float]
+    ) -> tuple[Vectors, SearchPlan, StageLists]:
+        t = time.perf_counter()
+        vectors = retriever.encoder.encode_query(query)
+        t1 = time.perf_counter()
+        plan = self.plan(retriever, exact)
+        by_field = self.collection.field_vectors(retriever, vectors)
+        lists = self.collection.store.search_plan(plan, {f: by_field[f] for f in plan.fields}, flt, exact)
+        # Engines break exact ties in their own order; by id, every backend ranks alike.
+        lists = [sorted(found, key=_tie_key) for found in lists]
+        timings[f"encode:{retriever.name}"] = t1 - t
+        timings[f"search:{retriever.name}"] = time.perf_counter() - t1
+        return vectors, plan, lists
+
+    # ---------------------------------------------------------------- fuse
+
+    def fusion_with(self, weights: Mapping[str, float] | None) -> Fusion | None:
+        """The recipe's fusion, with `weights` over the recipe's for the named retrievers."""
+        fusion = self.recipe.fusion
+        if fusion is None or not weights:
+            return fusion
+        unknown = set(weights) - set(self.recipe.retrievers)
+        if unknown:
+            raise QueryError(f"weights name unknown retriever(s) {sorted(unknown)}; retrievers: {sorted(self.recipe.retrievers)}")
+        if "weights" not in type(fusion.params).model_fields:
+            raise QueryError(f"fusion {fusion.name!r} takes no weights")
+        data = fusion.params.model_dump(by_alias=True)
+        data["weights"] = {**data.get("weights", {}), **weights}
+        try:  # validated like the recipe's own weights
+            params = type(fusion.params).model_validate(data)
+        except ValueError as exc:
+            raise QueryError(f"invalid fusion weights {dict(weights)}: {exc}") from exc
+        return type(fusion)(params, fusion.context)
+
+    @staticmethod
+    def fuse(fusion: Fusion | None, lists: Mapping[str, list[ScoredId]]) -> tuple[list[FusedEntry], str | None]:
+        if fusion is not None and len(lists) > 1:
+            return fusion.fuse(lists), fusion.name
+        name, only = next(iter(lists.items()))
+        return [FusedEntry(s.id, s.score, {name: s.score}) for s in only], None
+
+    # ---------------------------------------------------------------- rerank
+
+    def rerank(
+        self, query: Query, fused: list[FusedEntry], payloads: Mapping[str, Any], ctx: RerankContext,
+        timings: dict[str, float],
+    ) -> tuple[list[str], dict[str, float], dict[str, list[RerankTrace]]]:
+        order = [f.id for f in fused]
+        scores = {f.id: f.score for f in fused}
+        traces: dict[str, list[RerankTrace]] = {i: [] for i in order}
+        for stage, reranker in enumerate(self.recipe.rerankers):
+            t = time.perf_counter()
+            head_ids, tail = order[: reranker.top_n], order[reranker.top_n :]
+            candidates = [Candidate(i, scores[i], payloads[i].payload if i in payloads else {}) for i in head_ids]
+            reranked = reranker.rerank(query, candidates, ctx)
+            if sorted(s.id for s in reranked) != sorted(head_ids):
+                raise QueryError(f"reranker {reranker.name!r} returned other candidates than it was given")
+            before = {i: k + 1 for k, i in enumerate(order)}
+            order = [s.id for s in reranked] + tail
+            label = f"{stage}:{reranker.name}"
+            for k, s in enumerate(reranked):
+                scores[s.id] = s.score
+                traces[s.id].append(RerankTrace(label, float(s.score), before[s.id], k + 1))
+            timings[f"rerank:{label}"] = time.perf_counter() - t
+        return order, scores, traces
+
+    # ---------------------------------------------------------------- run
+
+    def run(
+        self, query: Query, top_k: int, flt: Filter | None, weights: Mapping[str, float] | None, exact: bool | None = None
+    ) -> SearchResult:
+        routed = self.route(query)
+        fusion = self.fusion_with(weights)  # a bad override fails before any encoding
+        if not self.collection.ingested():
+            source = self.recipe.source
+            raise QueryError(
+                f"{source}: nothing is indexed yet for recipe {self.recipe.spec.name!r}; run `prism ingest {source}` first"
+            )
+        if flt is not None:
+            self.collection.check_filter(flt)
+        timings: dict[str, float] = {}
+        lists: dict[str, list[ScoredId]] = {}
+        stages: dict[str, dict[str, tuple[StageTrace, ...]]] = {}
+        qvecs: dict[str, Vectors] = {}
+        for r in routed:
+            qvecs[r.name], plan, found = self.retrieve(r, query, flt, exact, timings)
+            lists[r.name] = found[-1]
+            if len(plan.stages) > 1:
+                stages[r.name] = _stage_traces(plan, found)
+
+        t = time.perf_counter()
+        fused, fusion_name = self.fuse(fusion, lists)
+        timings["fusion"] = time.perf_counter() - t
+
+        fused = fused[: max([top_k] + [rr.top_n for rr in self.recipe.rerankers])]
+        t = time.perf_counter()
+        payloads = self.collection.store.retrieve([f.id for f in fused]) if fused else {}
+        timings["payload"] = time.perf_counter() - t
+
+        ctx = _StoreRerankContext(self.recipe, self.collection, query, qvecs)
+        order, scores, traces = self.rerank(query, fused, payloads, ctx, timings)
+        hits = self.assemble(order[:top_k], scores, traces, fused, fusion_name, lists, stages, payloads)
+        return SearchResult(hits, timings, [r.name for r in routed], {r.name: r.top_k for r in routed})
+
+    # ---------------------------------------------------------------- assemble
+
+    @staticmethod
+    def assemble(
+        order: Sequence[str], scores: Mapping[str, float], traces: Mapping[str, list[RerankTrace]],
+        fused: Sequence[FusedEntry], fusion_name: str | None, lists: Mapping[str, list[ScoredId]],
+        stages: Mapping[str, Mapping[str, tuple[StageTrace, ...]]], payloads: Mapping[str, Any],
+    ) -> list[Hit]:
+        ranks = {name: {s.id: (k + 1, s.score) for k, s in enumerate(lst)} for name, lst in lists.items()}
+        fused_by_id = {f.id: f for f in fused}
+        hits = []
+        for rank, item_id in enumerate(order, start=1):
+            point = payloads.get(item_id)
+            payload = {k: v for k, v in (point.payload if point else {}).items() if not k.startswith("_")}
+            f = fused_by_id[item_id]
+            retrievers = {
+                name: RetrieverTrace(m[item_id][0], m[item_id][1], stages.get(name, {}).get(item_id, ()))
+                for name, m in ranks.items() if item_id in m
+            }
+            provenance = Provenance(
+                retrievers=retrievers,
+                fusion=fusion_name,
+                contributions=dict(f.contributions),
+                fused_score=f.score if fusion_name else None,
+                rerank=tuple(traces[item_id]),
+            )
+            modality = Modality(payload.get("modality", "text"))
+            hits.append(Hit(item_id, float(scores[item_id]), rank, modality, payload, provenance))
+        return hits
+
+
+def _stage_traces(plan: SearchPlan, lists: StageLists) -> dict[str, tuple[StageTrace, ...]]:
+    """For each id of the final list, its rank and score in every stage."""
+    per_stage = [{s.id: (k + 1, s.score) for k, s in enumerate(lst)} for lst in lists]
+    out: dict[str, tuple[StageTrace, ...]] = {}
+    for s in lists[-1]:
+        out[s.id] = tuple(
+            StageTrace(stage.field, *ranked[s.id], stage.limit)
+            for stage, ranked in zip(plan.stages, per_stage, strict=True) if s.id in ranked
+        )
+    return out
+

@@ -1,0 +1,23 @@
+"""Helpers a plugin may use: offline-first model resolution and loading, the torch
+compatibility step, text chunking. Like `prismrag.contracts`, this is public API."""
+
+from __future__ import annotations
+
+from .chunking import ChunkParams, chunk_text
+from .models import (
+    LoadOnce,
+    bound_hub_timeouts,
+    import_optional,
+    is_local,
+    is_offline,
+    missing_dependency,
+    model_errors,
+    probe_hub,
+    resolve_model_path,
+)
+from .torch_compat import ensure_torchvision_ops
+
+__all__ = [
+    "ChunkParams", "LoadOnce", "bound_hub_timeouts", "chunk_text", "ensure_torchvision_ops", "import_optional", "is_local",
+    "is_offline", "missing_dependency", "model_errors", "probe_hub", "resolve_model_path",
+]
