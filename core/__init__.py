@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .contracts import (
+    Cancelled,
     Candidate,
     Component,
     Condition,
@@ -20,27 +21,26 @@ from .contracts import (
     FusedEntry,
     Fusion,
     Index,
-    Loader,
-    Params,
-    PointBatch,
-    RerankContext,
-    Reranker,
-    Store,
-    VectorField,
-)
-from .errors import (
-    Cancelled,
     IndexMismatchError,
     IngestError,
     ItemError,
+    Loader,
     MissingDependencyError,
     ModelNotAvailableError,
+    Params,
     PluginError,
+    PointBatch,
     PrismError,
     QueryError,
-    RecipeError,
-    UnknownComponentError,
+    RerankContext,
+    Reranker,
+    RerankParams,
+    SearchPlan,
+    Stage,
+    Store,
+    VectorField,
 )
+from .errors import RecipeError, UnknownComponentError
 from .hookspecs import hookimpl
 from .registry import Registry
 from .types import (
@@ -66,7 +66,7 @@ __all__ = [
     "Fusion", "Hit", "Index", "IndexMismatchError", "IngestError", "Item", "ItemError", "Loader",
     "Media", "MissingDependencyError", "Modality", "ModelNotAvailableError", "MultiBatch", "Params",
     "PluginError", "PointBatch", "PrismError", "Provenance", "Query", "QueryError", "RecipeError",
-    "Registry", "RerankContext", "Reranker", "ScoredId", "Span", "SparseBatch", "Store",
+    "Registry", "RerankContext", "RerankParams", "Reranker", "SearchPlan", "Stage", "ScoredId", "Span", "SparseBatch", "Store",
     "UnknownComponentError", "VectorField", "hookimpl", "load_recipe",
 ]
 

@@ -67,6 +67,8 @@ class Comparison:
     wins: list[QueryDelta] = field(default_factory=list)
     losses: list[QueryDelta] = field(default_factory=list)
     reports: tuple[EvalReport, EvalReport] | None = None
+    permutations: int = 10_000
+    """Sign flips the randomization test drew for each metric's p-value."""
 
     def to_json(self) -> dict[str, Any]:
         def q(d: QueryDelta) -> dict[str, Any]:
@@ -78,6 +80,7 @@ class Comparison:
             "b": self.b_name,
             "queries": self.queries,
             "test": "paired randomization (sign flip), two-sided",
+            "permutations": self.permutations,
             "metrics": {m: d.to_dict() for m, d in self.deltas.items()},
             "by": self.by_metric,
             "wins": [q(d) for d in self.wins],
@@ -153,7 +156,7 @@ def compare_reports(
     ordered = sorted(rows, key=lambda d: (d.delta, d.query_id))
     losses = [d for d in ordered[:show] if d.delta < 0]
     wins = [d for d in reversed(ordered[-show:]) if d.delta > 0] if show else []
-    return Comparison(a.recipe, b.recipe, len(shared), deltas, by, wins, losses, (a, b))
+    return Comparison(a.recipe, b.recipe, len(shared), deltas, by, wins, losses, (a, b), permutations)
 
 
 def format_comparison(c: Comparison) -> str:
@@ -163,7 +166,7 @@ def format_comparison(c: Comparison) -> str:
         a, b = "A", "B"
     lines = [
         f"B = {c.b_name} vs A = {c.a_name} on {c.queries} queries "
-        f"(paired randomization test, 10k sign flips; * p < 0.05)",
+        f"(paired randomization test, {c.permutations:,} sign flips; * p < 0.05)",
         f"  {'metric':<11} {'A':>8} {'B':>8} {'B-A':>9} {'95% CI':>19} {'p':>8}  {'B wins/losses/ties':>18}",
     ]
     for m, d in c.deltas.items():

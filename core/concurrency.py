@@ -2,7 +2,8 @@
 
 Many searches run at once (readers); a store write (an ingest batch, a delete, building indexes,
 a rebuild) runs alone (writer). Writers are preferred: once one waits, new readers queue behind
-it, so a stream of searches cannot starve an ingest.
+it, so a stream of searches cannot starve an ingest. The writing thread may re-enter the write
+lock and may read; a reader must not ask for the write lock (it would wait for itself).
 """
 
 from __future__ import annotations
@@ -17,46 +18,40 @@ class ReadWriteLock:
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._writer: int | None = None
-        self._writer_depth = 0
+        self._depth = 0
+        """How many times the writer holds the write lock (re-entered)."""
         self._waiting_writers = 0
 
     @contextmanager
     def read(self) -> Iterator[None]:
-        me = threading.get_ident()
         with self._cond:
-            if self._writer == me:  # a writer may read what it writes
-                self._readers += 1
-            else:
-                while self._writer is not None or self._waiting_writers:
-                    self._cond.wait()
-                self._readers += 1
+            if self._writer != threading.get_ident():
+                self._cond.wait_for(lambda: self._writer is None and not self._waiting_writers)
+            self._readers += 1
         try:
             yield
         finally:
             with self._cond:
                 self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+                self._cond.notify_all()
 
     @contextmanager
     def write(self) -> Iterator[None]:
         me = threading.get_ident()
         with self._cond:
-            if self._writer == me:  # re-entrant for the thread that holds it
-                self._writer_depth += 1
-            else:
+            if self._writer != me:
                 self._waiting_writers += 1
                 try:
-                    while self._writer is not None or self._readers:
-                        self._cond.wait()
+                    self._cond.wait_for(lambda: self._writer is None and not self._readers)
                 finally:
                     self._waiting_writers -= 1
-                self._writer, self._writer_depth = me, 1
+                self._writer = me
+            self._depth += 1
         try:
             yield
         finally:
             with self._cond:
-                self._writer_depth -= 1
-                if self._writer_depth == 0:
+                self._depth -= 1
+                if not self._depth:
                     self._writer = None
-                    self._cond.notify_all()
+                self._cond.notify_all()

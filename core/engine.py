@@ -12,7 +12,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
+
+from typing_extensions import Unpack
 
 from .cache import EmbeddingCache
 from .collection import Collection
@@ -26,6 +28,16 @@ from .recipe import BuiltRecipe, ComponentSpec, build_recipe, load_recipe_spec
 from .registry import Registry
 from .search import SearchPipeline, SearchResult
 from .types import Hit, Item, Modality
+
+
+class SearchOptions(TypedDict, total=False):
+    """The keyword options of `Engine.search` and `Engine.search_detailed`."""
+
+    top_k: int | None
+    filter: Mapping[str, Any] | Filter | None
+    weights: Mapping[str, float] | None
+    modality: Modality | str | None
+    exact: bool | None
 
 
 class Engine:
@@ -165,25 +177,15 @@ class Engine:
 
     # ------------------------------------------------------------------ search
 
-    def search(
-        self,
-        query: Any,
-        *,
-        top_k: int | None = None,
-        filter: Mapping[str, Any] | Filter | None = None,
-        weights: Mapping[str, float] | None = None,
-        modality: Modality | str | None = None,
-        exact: bool | None = None,
-    ) -> list[Hit]:
+    def search(self, query: Any, **options: Unpack[SearchOptions]) -> list[Hit]:
         """Search with text, a file path, bytes (with `modality`) or a `Query`; best first.
 
-        `weights` overrides the named retrievers' fusion weights for this query (the others keep
-        the recipe's); `exact` forces (True) brute-force search on each retriever's main field
-        instead of its plan, or forbids it (False). Safe to call from many threads at once.
+        Options: `top_k`; `filter` (a dict or a Filter); `weights`, which override the named
+        retrievers' fusion weights for this query (the others keep the recipe's); `modality`;
+        `exact`, which forces (True) brute-force search on each retriever's main field instead
+        of its plan, or forbids it (False). Safe to call from many threads at once.
         """
-        return self.search_detailed(
-            query, top_k=top_k, filter=filter, weights=weights, modality=modality, exact=exact
-        ).hits
+        return self.search_detailed(query, **options).hits
 
     def search_detailed(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 
 class PrismError(Exception):
@@ -101,8 +101,3 @@ class ItemError(PrismError):
         self.positions = positions
         """Indexes of the failing inputs within the batch, when the raiser knows them."""
         super().__init__(f"{where}: {message}")
-
-
-def known_list(names: Iterable[str]) -> str:
-    """Render names as a sorted, comma-separated list for error messages."""
-    return ", ".join(sorted(names)) or "none"

@@ -29,11 +29,8 @@ class RerankLine:
     score: float
     rank_before: int
     rank_after: int
-
-    @property
-    def moved(self) -> int:
-        """Places gained (positive) or lost (negative)."""
-        return self.rank_before - self.rank_after
+    moved: int
+    """Places gained (positive) or lost (negative)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +54,10 @@ def explain(hit: Hit, routed: Sequence[str], top_ks: Mapping[str, int]) -> Expla
             name, trace.rank if trace else None, trace.score if trace else None, top_ks.get(name), share, pct,
             trace.stages if trace else (),
         ))
-    rerank = tuple(RerankLine(r.stage.split(":", 1)[-1], r.score, r.rank_before, r.rank_after) for r in prov.rerank)
+    rerank = tuple(
+        RerankLine(r.stage.split(":", 1)[-1], r.score, r.rank_before, r.rank_after, r.rank_before - r.rank_after)
+        for r in prov.rerank
+    )
     return Explanation(tuple(lines), prov.fusion, prov.fused_score, rerank)
 
 

@@ -164,21 +164,15 @@ def query_row(vector: Vectors | Any, field: VectorField) -> Any:
         else:
             raise QueryError(f"retriever {field.name!r} is sparse; got a {type(vector).__name__} query vector")
         return np.asarray(ind, dtype=np.int64).tolist(), np.asarray(val, dtype=np.float32).tolist()
-    if field.kind == "multi":
-        m = vector.matrices[0] if isinstance(vector, MultiBatch) else np.asarray(vector, dtype=np.float32)
-        arr = np.asarray(m, dtype=np.float32)
-        if arr.ndim == 3:
-            arr = arr[0]
-        if arr.ndim != 2 or arr.shape[1] != field.dimension:
-            raise QueryError(f"retriever {field.name!r} needs [n, {field.dimension}] query vectors, got shape {arr.shape}")
-        return arr.tolist()
-    if isinstance(vector, (SparseBatch, MultiBatch)):
-        raise QueryError(f"retriever {field.name!r} is dense; got a {type(vector).__name__} query vector")
-    arr = np.asarray(vector, dtype=np.float32)
-    if arr.ndim == 2:
+    if isinstance(vector, SparseBatch) or (field.kind == "dense" and isinstance(vector, MultiBatch)):
+        raise QueryError(f"retriever {field.name!r} is {field.kind}; got a {type(vector).__name__} query vector")
+    rank = 2 if field.kind == "multi" else 1  # a multi query is [n, d], a dense one [d]
+    arr = np.asarray(vector.matrices[0] if isinstance(vector, MultiBatch) else vector, dtype=np.float32)
+    if arr.ndim == rank + 1:  # a batch of one
         arr = arr[0]
-    if arr.ndim != 1 or arr.shape[0] != field.dimension:
-        raise QueryError(f"retriever {field.name!r} needs a {field.dimension}-d query vector, got shape {arr.shape}")
+    if arr.ndim != rank or arr.shape[-1] != field.dimension:
+        want = f"[n, {field.dimension}] query vectors" if rank == 2 else f"a {field.dimension}-d query vector"
+        raise QueryError(f"retriever {field.name!r} needs {want}, got shape {arr.shape}")
     return arr.tolist()
 
 

@@ -91,11 +91,8 @@ class BM25Encoder(Encoder):
     Params = BM25Params
     description = "Sparse BM25 term weights (stemmed, stop words removed, hashed term ids); IDF applied by the index."
     extra = "sparse"
-    output = "sparse"
-    document_modalities = frozenset({Modality.TEXT})
-    query_modalities = frozenset({Modality.TEXT})
-    metric = "dot"
-    sparse_idf = True
+    document_modalities = query_modalities = frozenset({Modality.TEXT})
+    output, metric, sparse_idf = "sparse", "dot", True  # term weights; IDF comes from the index
     max_batch = 8192
 
     params: BM25Params

@@ -77,8 +77,12 @@ def check_weights(params: Params, retrievers: Collection[str]) -> None:
 
 
 def _weights_for(params: WeightedParams, names: Sequence[str], fusion: str) -> np.ndarray:
-    """The weight of each retriever of this call; re-checked here because query-time overrides
-    (`model_copy(update=...)`) bypass pydantic validation."""
+    """The weight of each retriever of this call.
+
+    Query-time overrides are validated like the recipe's (`fusion_with` in prismrag.search), so
+    the finiteness check is only a defence against params built without validation. The zero
+    check is needed: a query may route to a subset of the retrievers, all weighted 0.
+    """
     w = np.array([params.weights.get(n, 1.0) for n in names], dtype=np.float64)
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise QueryError(f"fusion {fusion!r}: weights must be finite and non-negative, got {dict(params.weights)}")
@@ -107,6 +111,14 @@ def _dedupe(hits: Sequence[ScoredId], retriever: str, fusion: str) -> tuple[list
     if arr.size and not np.all(np.isfinite(arr)):
         raise QueryError(f"fusion {fusion!r}: retriever {retriever!r} returned a non-finite score")
     return ids, arr
+
+
+def _weighted_lists(lists: Lists, params: WeightedParams, fusion: str) -> list[tuple[str, float, list[str], np.ndarray]]:
+    """Per retriever, in order: its name, its weight, its ids (first occurrence wins) and their
+    raw scores."""
+    names = list(lists)
+    weights = _weights_for(params, names, fusion)
+    return [(name, float(w), *_dedupe(lists[name], name, fusion)) for name, w in zip(names, weights, strict=True)]
 
 
 def _combine(
@@ -159,14 +171,10 @@ class RRF(Fusion):
 
     def fuse(self, lists: Lists) -> list[FusedEntry]:
         params: RRFParams = self.params  # type: ignore[assignment]
-        names = list(lists)
-        weights = _weights_for(params, names, self.name)
-        parts = {}
-        for name, w in zip(names, weights, strict=True):
-            ids, _ = _dedupe(lists[name], name, self.name)
-            ranks = np.arange(1, len(ids) + 1, dtype=np.float64)
-            parts[name] = (ids, w / (params.k + ranks))
-        return _combine(parts)
+        return _combine({
+            name: (ids, w / (params.k + np.arange(1, len(ids) + 1, dtype=np.float64)))
+            for name, w, ids, _ in _weighted_lists(lists, params, self.name)
+        })
 
 
 # ------------------------------------------------------------------------------------ weighted
@@ -214,16 +222,15 @@ class Convex(Fusion):
 
     def fuse(self, lists: Lists) -> list[FusedEntry]:
         params: ConvexParams = self.params  # type: ignore[assignment]
-        names = list(lists)
-        if not names:
+        if not lists:
             return []
-        weights = _weights_for(params, names, self.name)
-        weights = weights / weights.sum()
+        entries = _weighted_lists(lists, params, self.name)
+        total = sum(w for _, w, _, _ in entries)
         normalize = _minmax if params.normalization == "minmax" else _zscore
         parts: dict[str, tuple[list[str], np.ndarray]] = {}
         absent: dict[str, float] = {}
-        for name, w in zip(names, weights, strict=True):
-            ids, raw = _dedupe(lists[name], name, self.name)
+        for name, weight, ids, raw in entries:
+            w = weight / total
             normed = normalize(raw)
             parts[name] = (ids, w * normed)
             absent[name] = float(w * self._missing(params, normed))
@@ -274,11 +281,8 @@ class DBSF(Fusion):
 
     def fuse(self, lists: Lists) -> list[FusedEntry]:
         params: DBSFParams = self.params  # type: ignore[assignment]
-        names = list(lists)
-        weights = _weights_for(params, names, self.name)
         parts = {}
-        for name, w in zip(names, weights, strict=True):
-            ids, raw = _dedupe(lists[name], name, self.name)
+        for name, w, ids, raw in _weighted_lists(lists, params, self.name):
             normed = _distr_norm(raw)
             if params.clip:
                 normed = np.clip(normed, 0.0, 1.0)

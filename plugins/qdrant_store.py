@@ -49,25 +49,7 @@ from prismrag.contracts import (
     point_uuid,
 )
 
-from ._qdrant import (
-    SCROLL_PAGE,
-    batch_points,
-    build_filter,
-    check_fields,
-    chunks,
-    disk_bytes,
-    field_info,
-    field_named,
-    filter_plan,
-    layout_problems,
-    mismatch_error,
-    prefetch_chain,
-    query_row,
-    scored,
-    scroll_manifest,
-    stage_exact,
-    stored_points,
-)
+from . import _qdrant as shared
 
 META_SUFFIX = "__prism_meta"
 META_POINT = "00000000-0000-0000-0000-000000000000"
@@ -201,15 +183,15 @@ class QdrantStore(Store):
         return out
 
     def open(self, fields: Sequence[VectorField]) -> None:
-        wanted = check_fields(fields, self.name)
+        wanted = shared.check_fields(fields, self.name)
         client = self._connect()
         p: QdrantParams = self.params  # type: ignore[assignment]
         try:
             if client.collection_exists(self.collection):
                 config = client.get_collection(self.collection).config
-                problems = layout_problems(wanted, self._stored_layout(config.params))
+                problems = shared.layout_problems(wanted, self._stored_layout(config.params))
                 if problems:
-                    raise mismatch_error(self.location, self.context.recipe, problems)
+                    raise shared.mismatch_error(self.location, self.context.recipe, problems)
                 if not self.local:
                     self._update_tuning(config, wanted)
             else:
@@ -273,7 +255,7 @@ class QdrantStore(Store):
         return self._client
 
     def _field(self, name: str) -> VectorField:
-        return field_named(self.fields, name)
+        return shared.field_named(self.fields, name)
 
     # -------------------------------------------------------------- writes
 
@@ -282,13 +264,13 @@ class QdrantStore(Store):
         m = _models()
         points = [
             m.PointStruct(id=uid, vector=vectors, payload=payload)
-            for uid, vectors, payload in batch_points(
+            for uid, vectors, payload in shared.batch_points(
                 batch, self.fields, lambda ind, val: m.SparseVector(indices=ind, values=val)
             )
         ]
         n = len(points)
         try:
-            for part in chunks(points, UPSERT_CHUNK):
+            for part in shared.chunks(points, UPSERT_CHUNK):
                 client.upsert(self.collection, points=list(part), wait=True)
         except Exception as exc:
             raise PrismError(f"{self.location}: could not store {n} points: {exc}") from exc
@@ -296,7 +278,7 @@ class QdrantStore(Store):
     def delete(self, ids: Sequence[str]) -> None:
         client = self._need()
         m = _models()
-        for part in chunks([point_uuid(i) for i in ids], UPSERT_CHUNK):
+        for part in shared.chunks([point_uuid(i) for i in ids], UPSERT_CHUNK):
             client.delete(self.collection, points_selector=m.PointIdsList(points=list(part)), wait=True)
 
     # -------------------------------------------------------------- reads
@@ -341,17 +323,17 @@ class QdrantStore(Store):
         rows: dict[str, Any] = {}
         for name in plan.fields:
             f = self._field(name)
-            row = query_row(vectors[name], f)
+            row = shared.query_row(vectors[name], f)
             if f.kind == "sparse":
                 if not row[0]:
                     return [[] for _ in plan.stages]
                 row = m.SparseVector(indices=row[0], values=row[1])
             rows[name] = row
-        qf = build_filter(filter_plan(flt), self._condition, self._filter) if flt and flt.conditions else None
+        qf = shared.build_filter(shared.filter_plan(flt), self._condition, self._filter) if flt and flt.conditions else None
 
         def params(stage: Stage, first: bool) -> Any:
             f = self._field(stage.field)
-            return None if self.local else self._search_params(f, stage_exact(stage, f, exact, first))
+            return None if self.local else self._search_params(f, shared.stage_exact(stage, f, exact, first))
 
         def prefetch(stage: Stage, inner: list[Any] | None, first: bool) -> Any:
             return m.Prefetch(
@@ -364,30 +346,30 @@ class QdrantStore(Store):
             last = plan.stages[n - 1]
             requests.append(m.QueryRequest(
                 query=rows[last.field], using=last.field, limit=int(last.limit), filter=qf,
-                prefetch=prefetch_chain(plan.stages[: n - 1], prefetch), params=params(last, n == 1),
+                prefetch=shared.prefetch_chain(plan.stages[: n - 1], prefetch), params=params(last, n == 1),
                 with_payload=[ID_KEY], with_vector=False,
             ))
         try:
             found = [r.points for r in client.query_batch_points(self.collection, requests=requests)]
         except Exception as exc:
             raise QueryError(f"{self.location}: search on {', '.join(plan.fields)} failed: {exc}") from exc
-        return [scored(points, self._field(stage.field)) for points, stage in zip(found, plan.stages, strict=True)]
+        return [shared.scored(points, self._field(stage.field)) for points, stage in zip(found, plan.stages, strict=True)]
 
     def retrieve(self, ids: Sequence[str], with_vectors: Sequence[str] = ()) -> dict[str, StoredPoint]:
         client = self._need()
         kinds = {name: self._field(name).kind for name in with_vectors}
         out: dict[str, StoredPoint] = {}
-        for part in chunks(list(dict.fromkeys(ids)), UPSERT_CHUNK):
+        for part in shared.chunks(list(dict.fromkeys(ids)), UPSERT_CHUNK):
             records = client.retrieve(
                 self.collection, ids=[point_uuid(i) for i in part], with_payload=True, with_vectors=list(kinds) if kinds else False
             )
-            stored_points(records, kinds, out)
+            shared.stored_points(records, kinds, out)
         return out
 
     def manifest(self) -> dict[str, str]:
         client = self._need()
-        return scroll_manifest(lambda offset: client.scroll(
-            self.collection, limit=SCROLL_PAGE, offset=offset, with_payload=[ID_KEY, HASH_KEY], with_vectors=False
+        return shared.scroll_manifest(lambda offset: client.scroll(
+            self.collection, limit=shared.SCROLL_PAGE, offset=offset, with_payload=[ID_KEY, HASH_KEY], with_vectors=False
         ))
 
     def read_meta(self) -> dict[str, Any] | None:
@@ -413,7 +395,7 @@ class QdrantStore(Store):
         count = client.get_collection(self.collection).points_count or 0
         fields = {}
         for name, f in self.fields.items():
-            data = field_info(f)
+            data = shared.field_info(f)
             if self.local and f.kind != "sparse":
                 data["note"] = "local mode: exact search, HNSW and quantization not applied"
             fields[name] = data
@@ -421,7 +403,7 @@ class QdrantStore(Store):
             points=int(count),
             fields=fields,
             location=self.location,
-            disk_bytes=disk_bytes(self.context.path(p.path)) if p.path is not None else None,
+            disk_bytes=shared.disk_bytes(self.context.path(p.path)) if p.path is not None else None,
         )
 
 

@@ -174,7 +174,7 @@ class MMRReranker(Reranker):
     `retriever`; redundancy is a candidate's highest cosine to those already picked. The score
     returned is the MMR objective at the time of selection,
     λ·cos(q, d) - (1-λ)·max_{s picked before} cos(d, s) (λ·cos(q, d) for the first pick); it
-    never increases down the list.
+    can rise when similarities are negative, so it is not sorted.
     """
 
     name = "mmr"

@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("recipe", {"recipe", "filters"}),
     ("engine", {"engine", "collection", "concurrency", "ingest", "search", "query", "explain", "cache", "progress"}),
     ("eval", {"evaluation", "metrics", "datasets", "compare"}),
-    ("front ends", {"cli", "eval_cli", "reference", "tui", "__init__"}),
+    ("front ends", {"cli", "eval_cli", "reference", "tui", "testing", "__init__"}),
 ]
 PLUGIN_ALLOWED = {"prismrag", "prismrag.contracts", "prismrag.support"}
 """What a built-in plugin may import from prismrag (besides `prismrag.plugins._*` helpers)."""

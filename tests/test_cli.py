@@ -100,6 +100,13 @@ def test_third_party_plugin_installed_with_pip_is_discovered_and_used(tmp_path):
     assert listed["char-ngrams"]["distribution"] == "prismrag-sample-plugin"
     assert listed["char-ngrams"]["version"] == "0.2.0"
 
+    # The plugin's own contract tests pass where it is installed; pytest loads prismrag's kit
+    # (prismrag.testing) through its pytest11 entry point, unasked.
+    run_env = {k: v for k, v in env.items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=SAMPLE,
+                           env=dict(run_env, PYTHONDONTWRITEBYTECODE="1"), capture_output=True, text=True)
+    assert tests.returncode == 0 and "3 passed" in tests.stdout, tests.stdout + tests.stderr
+
     recipe = bm25_recipe(tmp_path)
     recipe.write_text(recipe.read_text().replace("keywords: {encoder: {use: bm25}}", "grams: {encoder: {use: char-ngrams, dimension: 128}}"))
     subprocess.run([PRISM, "ingest", str(recipe), "--quiet"], env=env, check=True, capture_output=True)

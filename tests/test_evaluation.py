@@ -91,6 +91,7 @@ def test_compare_two_recipes(tmp_path, registry, beir):
     assert [x.delta for x in c.losses] == sorted(x.delta for x in c.losses)
     text = format_comparison(c)
     assert "B lost most (nDCG@10)" in text and "p" in text
+    assert "2,000 sign flips" in text.splitlines()[0] and c.to_json()["permutations"] == 2000
     assert json.loads(json.dumps(c.to_json()))["metrics"]["nDCG@10"]["p_value"] == pytest.approx(d.p_value, abs=1e-6)
 
 
@@ -129,6 +130,8 @@ def test_cli_eval_and_compare(tmp_path, capsys):
     again = json.loads(capsys.readouterr().out)
     first = json.loads((tmp_path / "c" / "comparison.json").read_text())
     assert again["metrics"] == first["metrics"] and again["wins"] == first["wins"]
+    assert main(["compare", str(tmp_path / "c" / "a"), str(tmp_path / "c" / "b"), "--permutations", "500"]) == 0
+    assert "500 sign flips" in capsys.readouterr().out
     assert main(["compare", str(kw), str(tmp_path / "c" / "b")]) == 2
     assert "--data DIR is required" in capsys.readouterr().err
 

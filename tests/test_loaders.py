@@ -16,7 +16,7 @@ from prismrag.errors import IngestError, ItemError
 from prismrag.plugins import loaders as L
 from prismrag.registry import Registry
 from prismrag.support.chunking import ChunkParams, chunk_text
-from prismrag.types import Item, Media, Modality
+from prismrag.types import Item, Media, Modality, extensions_of
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -394,6 +394,18 @@ def test_images_sizes_orientation_and_corrupt_files(tmp_path: Path) -> None:
     assert msgs[1].startswith("pics/fake.png: not a readable image")
     decoded, errors = split(load(L.ImagesLoader, tmp_path, path="pics", decode=True))
     assert [i.id for i in decoded] == ["a.png", "b/rotated.jpg"] and len(errors) == 2
+
+
+def test_images_loader_uses_the_one_extension_table_and_reads_tiff(tmp_path: Path) -> None:
+    pytest.importorskip("PIL")
+    assert L.ImagesLoader.extensions == extensions_of(Modality.IMAGE)
+    assert L.TextFilesLoader.extensions == extensions_of(Modality.TEXT)
+    write(tmp_path, "pics/scan.tif", image_bytes("TIFF", (12, 7)))
+    write(tmp_path, "pics/other.tiff", image_bytes("TIFF", (5, 9)))
+    items, errors = split(load(L.ImagesLoader, tmp_path, path="pics"))
+    assert errors == []
+    assert [(i.id, i.modality) for i in items] == [("other.tiff", Modality.IMAGE), ("scan.tif", Modality.IMAGE)]
+    assert items[1].metadata == {"file": "scan.tif", "width": 12, "height": 7, "format": "TIFF"}
 
 
 # ------------------------------------------------------------------------------- files walker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,9 +40,11 @@ def order_fused(scores: Mapping[str, float], contributions: Mapping[str, dict[st
 
 @dataclass(frozen=True)
 class Candidate:
+    """One candidate handed to a reranker: its id, its score so far and its stored payload."""
+
     id: str
     score: float
-    payload: Mapping[str, Any]
+    payload: Mapping[str, Any] = field(default_factory=dict)
 
 
 class RerankContext(ABC):

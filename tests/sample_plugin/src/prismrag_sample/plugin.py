@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from prismrag import Encoder, Modality, Params, hookimpl
+from prismrag.contracts import Encoder, Modality, Params, hookimpl
 
 
 class CharNgramParams(Params):
