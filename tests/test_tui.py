@@ -81,9 +81,9 @@ async def test_search_as_you_type_shows_hits_and_why_they_ranked(animals):
     recipe, registry = animals
     app = PrismApp(recipe, registry=registry, recipes_dir=recipe.parent)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.engine_ready)
+        await wait_for(pilot, lambda: app.engine_ready and isinstance(app.screen, SearchScreen))
         screen = app.screen
-        assert isinstance(screen, SearchScreen) and app.focused.id == "query"
+        assert app.focused.id == "query"
         await type_text(pilot, "loyal dog barks")
         await wait_for(pilot, lambda: screen._request is not None and screen._request.query == "loyal dog barks")
         table = screen.query_one("#hits")

@@ -49,7 +49,8 @@ def test_search_screen_with_results_and_detail(snap_compare, tmp_path: Path, mon
     app = PrismApp(recipe, registry=registry, recipes_dir=recipe.parent)
 
     async def run_before(pilot) -> None:
-        await _until(pilot, lambda: app.engine_ready)
+        # the switch to the search screen and the warm-up thread race: wait for both
+        await _until(pilot, lambda: app.engine_ready and isinstance(app.screen, SearchScreen))
         screen = app.screen
         await _until(pilot, lambda: len(screen.query(".weight")) == 2)  # weight inputs mount late
         screen.query_one("#query").value = "which animals hunt mice at night"
