@@ -337,3 +337,23 @@ def test_tui_subcommand_is_registered_without_importing_textual():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["r.yaml", "cmd_tui", "False", "False"]
+
+
+async def test_switching_recipes_with_the_same_retriever_names_rebuilds_the_weights(animals, tmp_path: Path):
+    """Issue 15 item 14: F2 → another recipe crashed with DuplicateIds('w-dense')."""
+    recipe, registry = animals
+    other = write_recipe(tmp_path, "beasts", salt="b")
+    app = PrismApp(recipe, registry=registry, recipes_dir=recipe.parent, warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SearchScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.query(".weight")) == 2)
+        for path in (other, recipe, other):  # both directions, and back again at once
+            app.open_recipe(path)
+        await wait_for(pilot, lambda: app.engine.name == "beasts" and len(screen.query(".weight")) == 2)
+        await pilot.pause(0.2)
+        assert app.is_running and app.return_code is None
+        assert sorted(w.id for w in screen.query(".weight")) == ["w-dense", "w-words"]
+        screen.query_one("#w-words").value = "0.5"
+        await type_text(pilot, "owls")
+        await wait_for(pilot, lambda: screen._request is not None and screen._request.weights == {"dense": 1.0, "words": 0.5})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,22 +128,28 @@ class SearchScreen(PrismScreen):
 
     def engine_changed(self) -> None:
         engine = self.engine
-        box = self.query_one("#weights", Horizontal)
-        box.remove_children()
         self._clear_results()
-        if engine is None:
+        widgets: list[Any] = []
+        if engine is not None:
+            self.query_one("#top-k", Input).placeholder = str(engine.recipe.spec.search.top_k)
+            fusion = engine.recipe.fusion
+            if fusion is not None and "weights" in type(fusion.params).model_fields:
+                given = getattr(fusion.params, "weights", None) or {}
+                widgets.append(Label(f"{fusion.name} weights", classes="control-label"))
+                for name in engine.recipe.retrievers:
+                    widgets.append(Label(name, classes="control-label"))
+                    widgets.append(Input(str(given.get(name, 1.0)), id=f"w-{name}", type="number",
+                                         classes="number weight", name=name))
+        # Removal is asynchronous: mounting before it completes collides with the old inputs' ids
+        # when the new recipe names the same retrievers. The newest recipe's rebuild wins.
+        self.run_worker(partial(self._replace_weights, widgets), group="weights", exclusive=True)
+
+    async def _replace_weights(self, widgets: list[Any]) -> None:
+        box = self.query_one("#weights", Horizontal)
+        await box.remove_children()
+        if not widgets:
             return
-        self.query_one("#top-k", Input).placeholder = str(engine.recipe.spec.search.top_k)
-        fusion = engine.recipe.fusion
-        if fusion is None or "weights" not in type(fusion.params).model_fields:
-            return
-        given = getattr(fusion.params, "weights", None) or {}
-        widgets: list[Any] = [Label(f"{fusion.name} weights", classes="control-label")]
-        for name in engine.recipe.retrievers:
-            widgets.append(Label(name, classes="control-label"))
-            widgets.append(Input(str(given.get(name, 1.0)), id=f"w-{name}", type="number",
-                                 classes="number weight", name=name))
-        box.mount_all(widgets)
+        await box.mount_all(widgets)
         if self.query_one("#query", Input).value.strip():
             self.schedule()
 
