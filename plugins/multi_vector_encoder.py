@@ -1,0 +1,141 @@
+"""The `multi-vector` encoder: token vectors for late interaction (ColBERT, PyLate models) from
+sentence-transformers' `MultiVectorEncoder`, stored in a `multi` index and scored by MaxSim.
+
+```yaml
+encoder: {use: multi-vector, model: lightonai/answerai-colbert-small-v1, pool_factor: 2}
+encoder: {use: multi-vector, model: lightonai/GTE-ModernColBERT-v1, truncate_dim: 64}
+```
+
+Queries and documents are encoded asymmetrically (`encode_query` / `encode_document`: the
+model's own prompts, query expansion and punctuation skip-list); `pool_factor` > 1 merges similar
+document tokens (hierarchical clustering, about 1/pool_factor of them kept), queries are never
+pooled. Importing this module imports neither torch nor sentence-transformers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from prismrag import Encoder, Modality, Params, hookimpl
+from prismrag.contracts import Content, Context, MultiBatch, PrismError, Role, as_text
+from prismrag.support import (
+    LoadOnce,
+    ensure_torchvision_ops,
+    import_optional,
+    is_local,
+    model_errors,
+    resolve_model_path,
+)
+
+
+class MultiVectorParams(Params):
+    model: str
+    """A model id (Hugging Face hub) or a path to a sentence-transformers MultiVectorEncoder folder."""
+    query_prompt: str | None = None
+    """A literal prefix for queries (default: the model's own `query` prompt)."""
+    document_prompt: str | None = None
+    """A literal prefix for documents (default: the model's own `document` prompt)."""
+    query_prompt_name: str | None = None
+    document_prompt_name: str | None = None
+    pool_factor: float = Field(1.0, ge=1.0, le=64.0)
+    """Keep about 1/pool_factor of each document's token vectors (hierarchical token pooling)."""
+    truncate_dim: int | None = Field(None, gt=0)
+    """Keep the first N dimensions of each token vector (re-normalised)."""
+    batch_size: int = Field(32, gt=0)
+    device: str | None = None
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _one_prompt_per_role(self) -> MultiVectorParams:
+        for role in ("query", "document"):
+            if getattr(self, f"{role}_prompt") is not None and getattr(self, f"{role}_prompt_name") is not None:
+                raise ValueError(f"give {role}_prompt or {role}_prompt_name, not both")
+        return self
+
+
+class MultiVectorEncoder(Encoder):
+    """Token vectors from a sentence-transformers MultiVectorEncoder, loaded lazily."""
+
+    name = "multi-vector"
+    Params = MultiVectorParams
+    description = (
+        "Late-interaction token vectors (ColBERT/PyLate models via sentence-transformers' "
+        "MultiVectorEncoder), query/document prompts, token pooling, optional truncate_dim."
+    )
+    extra = "text"
+    output = "multi"
+    document_modalities = frozenset({Modality.TEXT})
+    query_modalities = frozenset({Modality.TEXT})
+    metric = "cosine"
+    max_batch = 1024
+    fingerprint_excludes = Encoder.fingerprint_excludes | {"trust_remote_code"}
+
+    params: MultiVectorParams
+
+    def __init__(self, params: Params | None = None, context: Context | None = None):
+        super().__init__(params, context)
+        self._model = LoadOnce(self._load)
+        self._pooler: Any = None
+
+    @property
+    def model(self) -> Any:
+        return self._model()
+
+    def _load(self) -> Any:
+        p = self.params
+        where = self.context.where or self.name
+        path = resolve_model_path(p.model, self.context, where)
+        ensure_torchvision_ops()
+        st = import_optional("sentence_transformers", where, "text", package="sentence-transformers")
+        if not hasattr(st, "MultiVectorEncoder"):
+            raise PrismError(f"{where}: the installed sentence-transformers has no MultiVectorEncoder; install sentence-transformers>=6")
+        with model_errors(p.model, where, remote=not is_local(path)):
+            model = st.MultiVectorEncoder(path, device=p.device, trust_remote_code=p.trust_remote_code)
+        prompts = dict(getattr(model, "prompts", None) or {})
+        for role in ("query", "document"):
+            wanted = getattr(p, f"{role}_prompt_name")
+            if wanted is not None and wanted not in prompts:
+                raise PrismError(
+                    f"{where}: {role}_prompt_name {wanted!r} is not a prompt of model {p.model!r}; "
+                    f"its prompts: {', '.join(sorted(k for k in prompts if prompts[k])) or 'none'}"
+                )
+        full = model.get_embedding_dimension()
+        if p.truncate_dim is not None and full is not None and p.truncate_dim > full:
+            raise PrismError(f"{where}: truncate_dim {p.truncate_dim} exceeds the model's token dimension {full}")
+        if p.pool_factor > 1:
+            from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling
+
+            self._pooler = HierarchicalTokenPooling(pool_factor=p.pool_factor)
+        return model
+
+    def dimension(self) -> int:
+        model = self.model
+        return int(self.params.truncate_dim or model.get_embedding_dimension())
+
+    def encode(self, contents: Sequence[Content], modality: Modality, role: Role) -> MultiBatch:
+        p, model = self.params, self.model
+        texts = [as_text(c) for c in contents]
+        method = model.encode_query if role == "query" else model.encode_document
+        prompt = p.query_prompt if role == "query" else p.document_prompt
+        prompt_name = p.query_prompt_name if role == "query" else p.document_prompt_name
+        extra: dict[str, Any] = {}
+        if self._pooler is not None and role == "document":
+            extra["token_pooling"] = self._pooler
+        out = method(
+            texts, prompt=prompt, prompt_name=prompt_name, batch_size=p.batch_size, show_progress_bar=False,
+            convert_to_numpy=True, truncate_dim=p.truncate_dim, **extra,
+        )
+        matrices = [np.ascontiguousarray(np.asarray(m, dtype=np.float32)) for m in out]
+        empty = [i for i, m in enumerate(matrices) if m.ndim != 2 or m.shape[0] == 0]
+        if empty:
+            raise PrismError(f"{self.context.where or self.name}: no token vectors for input(s) {empty[:3]} (empty text?)")
+        return MultiBatch(matrices)
+
+
+@hookimpl
+def register_encoders(register: Callable[[type[Encoder]], None]) -> None:
+    register(MultiVectorEncoder)

@@ -1,0 +1,133 @@
+"""The `sparse-encoder` encoder: learned sparse term weights (SPLADE and similar) from
+sentence-transformers' `SparseEncoder`, stored in a `sparse` index and scored by dot product.
+
+```yaml
+encoder: {use: sparse-encoder, model: naver/splade-cocondenser-ensembledistil, max_active_dims: 256}
+```
+
+A masked-language-model folder (BertForMaskedLM) loads as SPLADE (MLM head, then max pooling of
+log(1 + relu(logits)) over tokens). Queries use `encode_query`, documents `encode_document`
+(the model's own prompts and, for inference-free models, its query-side router). The term ids
+are the model's vocabulary ids. Importing this module imports neither torch nor
+sentence-transformers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from prismrag import Encoder, Modality, Params, hookimpl
+from prismrag.contracts import Content, Context, PrismError, Role, SparseBatch, as_text
+from prismrag.support import (
+    LoadOnce,
+    ensure_torchvision_ops,
+    import_optional,
+    is_local,
+    model_errors,
+    resolve_model_path,
+)
+
+
+class SparseEncoderParams(Params):
+    model: str
+    """A model id (Hugging Face hub), or a path to a SparseEncoder or masked-language-model folder."""
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+    query_prompt_name: str | None = None
+    document_prompt_name: str | None = None
+    max_active_dims: int | None = Field(None, gt=0)
+    """Keep only the N largest term weights of each vector (None: the model's setting)."""
+    batch_size: int = Field(32, gt=0)
+    device: str | None = None
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _one_prompt_per_role(self) -> SparseEncoderParams:
+        for role in ("query", "document"):
+            if getattr(self, f"{role}_prompt") is not None and getattr(self, f"{role}_prompt_name") is not None:
+                raise ValueError(f"give {role}_prompt or {role}_prompt_name, not both")
+        return self
+
+
+class SparseEncoder(Encoder):
+    """Learned sparse vectors from a sentence-transformers SparseEncoder, loaded lazily."""
+
+    name = "sparse-encoder"
+    Params = SparseEncoderParams
+    description = "Learned sparse term weights (SPLADE-style) from a sentence-transformers SparseEncoder."
+    extra = "text"
+    output = "sparse"
+    metric = "dot"
+    sparse_idf = False
+    document_modalities = frozenset({Modality.TEXT})
+    query_modalities = frozenset({Modality.TEXT})
+    max_batch = 1024
+    fingerprint_excludes = Encoder.fingerprint_excludes | {"trust_remote_code"}
+
+    params: SparseEncoderParams
+
+    def __init__(self, params: Params | None = None, context: Context | None = None):
+        super().__init__(params, context)
+        self._model = LoadOnce(self._load)
+
+    @property
+    def model(self) -> Any:
+        return self._model()
+
+    def _load(self) -> Any:
+        p = self.params
+        where = self.context.where or self.name
+        path = resolve_model_path(p.model, self.context, where)
+        ensure_torchvision_ops()
+        st = import_optional("sentence_transformers", where, "text", package="sentence-transformers")
+        if not hasattr(st, "SparseEncoder"):
+            raise PrismError(f"{where}: the installed sentence-transformers has no SparseEncoder; install sentence-transformers>=5")
+        with model_errors(p.model, where, remote=not is_local(path)):
+            model = st.SparseEncoder(path, device=p.device, trust_remote_code=p.trust_remote_code)
+        prompts = dict(getattr(model, "prompts", None) or {})
+        for role in ("query", "document"):
+            wanted = getattr(p, f"{role}_prompt_name")
+            if wanted is not None and wanted not in prompts:
+                raise PrismError(
+                    f"{where}: {role}_prompt_name {wanted!r} is not a prompt of model {p.model!r}; "
+                    f"its prompts: {', '.join(sorted(k for k in prompts if prompts[k])) or 'none'}"
+                )
+        return model
+
+    def dimension(self) -> int | None:
+        return None
+
+    def vocabulary_size(self) -> int:
+        """The number of term ids the model can weight (its vocabulary)."""
+        return int(self.model.get_embedding_dimension())
+
+    def encode(self, contents: Sequence[Content], modality: Modality, role: Role) -> SparseBatch:
+        p, model = self.params, self.model
+        texts = [as_text(c) for c in contents]
+        method = model.encode_query if role == "query" else model.encode_document
+        out = method(
+            texts,
+            prompt=p.query_prompt if role == "query" else p.document_prompt,
+            prompt_name=p.query_prompt_name if role == "query" else p.document_prompt_name,
+            batch_size=p.batch_size, show_progress_bar=False, convert_to_tensor=True,
+            convert_to_sparse_tensor=True, max_active_dims=p.max_active_dims,
+        )
+        coo = out.coalesce().cpu()
+        rows, cols = coo.indices().numpy()
+        values = coo.values().numpy().astype(np.float32)
+        keep = values > 0
+        rows, cols, values = rows[keep], cols[keep], values[keep]
+        order = np.lexsort((cols, rows))
+        rows, cols, values = rows[order], cols[order], values[order]
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
+        return SparseBatch(indptr, cols.astype(np.int64), values)
+
+
+@hookimpl
+def register_encoders(register: Callable[[type[Encoder]], None]) -> None:
+    register(SparseEncoder)
