@@ -1,0 +1,68 @@
+"""Hostile input, output (issue 17): ids, text and payloads holding terminal escape sequences are
+shown escaped by the CLI and the TUI's renderers; `--json` stays valid JSON with the exact text."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import pytest
+
+from prismrag.cli import main
+from prismrag.support.terminal import printable
+from prismrag.tui.render import highlighted, metadata_table, snippet
+
+EVIL = "Rivers flow \x1b]0;pwned\x07 to the sea \x1b[2J\x1b[31m red \x9b1m \u202eevil"
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    name = "riv\x1b[1mers.md" if os.name == "posix" else "rivers.md"
+    (docs / name).write_text(EVIL, encoding="utf-8")
+    (docs / "apples.md").write_text("Apples grow on trees.")
+    path = tmp_path / "kw.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: kw
+        store: {use: qdrant-edge, path: store}
+        sources: [{use: text-files, path: docs}]
+        retrievers:
+          kw: {encoder: {use: bm25}}
+        """))
+    assert main(["ingest", str(path), "--quiet"]) == 0
+    return path
+
+
+def test_search_output_carries_no_escape_sequence(recipe, capsys):
+    capsys.readouterr()
+    assert main(["search", str(recipe), "rivers sea", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out and "\u202e" not in out
+    assert "\\x1b]0;pwned\\x07" in out and "\\u202e" in out
+
+
+def test_json_output_is_valid_and_exact(recipe, capsys):
+    capsys.readouterr()
+    assert main(["search", str(recipe), "rivers sea", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out  # JSON escapes control characters itself
+    hits = json.loads(out)
+    assert hits[0]["payload"]["text"] == EVIL
+
+
+def test_a_control_character_query_and_error_messages_are_escaped(recipe, capsys):
+    capsys.readouterr()
+    assert main(["search", str(recipe), "rivers\x1b[2J\x00"]) == 0
+    assert main(["search", str(recipe), "rivers", "--filter", "fi\x1b[31mle=x"]) == 2
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err
+
+
+def test_tui_renderers_escape_control_sequences():
+    payload = {"text": EVIL, "file\x1b[5m": "x\x1b[31my"}
+    for text in (snippet(payload, width=500), highlighted(EVIL, ["rivers"]), metadata_table(payload, skip=())):
+        assert "\x1b" not in text.plain and "\x07" not in text.plain and "\u202e" not in text.plain
+    assert printable("a\nb\tc", newlines=False) == "a\\nb\\tc"
+    assert printable("a\nb") == "a\nb"
