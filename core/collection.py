@@ -14,6 +14,20 @@ from .recipe import BuiltRecipe, Retriever
 META_VERSION = 1
 
 
+def encoder_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """What differs between the encoder an index was built with and the recipe's, in words."""
+    if not old:
+        return "another encoder or encoder params (this index predates the record of which)"
+    if old.get("encoder") != new.get("encoder"):
+        return f"encoder {old.get('encoder')!r} → {new.get('encoder')!r}"
+    before, after = old.get("params", {}), new.get("params", {})
+    parts = [f"{k} {before.get(k)!r} → {after.get(k)!r}"
+             for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    if old.get("weights") != new.get("weights"):
+        parts.append("the model files changed")
+    return ", ".join(parts) or "encoder settings changed"
+
+
 class Collection:
     """Opens the store lazily, checks it was built by the recipe's encoders, and keeps the
     payload keys seen so far (for filter checks). Callers serialise writes (the engine does)."""
@@ -24,6 +38,7 @@ class Collection:
         self._fields: dict[str, list[VectorField]] = {}
         self._meta: dict[str, Any] = {}
         self._opened = False
+        self._claimed = False
         self._open_lock = threading.Lock()
 
     @property
@@ -42,9 +57,11 @@ class Collection:
     def all_fields(self) -> list[VectorField]:
         return [f for name in self.recipe.retrievers for f in self.fields_of(name)]
 
-    def field_vectors(self, retriever: Retriever, vectors: Vectors) -> dict[str, Vectors]:
-        """The encoder's vectors of one retriever as the vectors of each of its fields."""
-        return {f.name: retriever.index.derive(f, vectors) for f in self.fields_of(retriever.name)}
+    def field_vectors(self, retriever: Retriever, vectors: Vectors, role: str = "document") -> dict[str, Vectors]:
+        """The encoder's vectors of one retriever (documents, or a query with role="query") as
+        the vectors of each of its fields."""
+        derive = retriever.index.derive_query if role == "query" else retriever.index.derive
+        return {f.name: derive(f, vectors) for f in self.fields_of(retriever.name)}
 
     def fingerprints(self) -> dict[str, str]:
         return {name: r.encoder.fingerprint() for name, r in self.recipe.retrievers.items()}
@@ -56,35 +73,56 @@ class Collection:
         with self._open_lock:
             if self._opened:
                 return
+            self.store.claim()  # before any model loads: a busy store fails fast
+            self._claimed = True
             self.store.open(self.all_fields())
             meta = self.store.read_meta() or {}
+            self._check_owner(meta)
             expected = self.fingerprints()
+            records = {name: r.encoder.fingerprint_record() for name, r in self.recipe.retrievers.items()}
             built_with = meta.get("encoders", {})
             changed = [n for n in expected if n in built_with and built_with[n] != expected[n]]
             if changed:
+                old_records = meta.get("encoder_records", {})
+                what = "; ".join(f"{n}: {encoder_change(old_records.get(n), records[n])}" for n in changed)
                 source = self.recipe.source
                 raise IndexMismatchError(
-                    f"{source}: retriever(s) {', '.join(changed)} were indexed with another encoder or "
-                    f"encoder params than the recipe names now. Run `prism ingest {source} --rebuild` to "
-                    f"re-index, or restore the previous settings."
+                    f"{source}: the index was built with other encoder settings than the recipe names now "
+                    f"({what}). Run `prism ingest {source} --rebuild` to re-index, or restore the previous settings."
                 )
             self._meta = {
                 "version": META_VERSION,
                 "recipe": self.recipe.spec.name,
                 "encoders": expected,
+                "encoder_records": records,
                 "payload_keys": sorted(meta.get("payload_keys", [])),
             }
             if meta != self._meta:
                 self.store.write_meta(self._meta)
             self._opened = True
 
+    def _check_owner(self, meta: dict[str, Any]) -> None:
+        """Refuse a store that another recipe (another name) built: its items would be replaced."""
+        owner = meta.get("recipe")
+        name = self.recipe.spec.name
+        if owner and owner != name:
+            where = self.store.info().location if self._opened else getattr(self.store, "root", self.store.where)
+            raise IndexMismatchError(
+                f"{self.recipe.source}: the store at {where} belongs to recipe {owner!r}, not {name!r}; two recipes "
+                f"on one store would replace each other's items. Give recipe {name!r} its own `store.path` "
+                f"(or delete that folder if recipe {owner!r} is gone)."
+            )
+
     def close(self) -> None:
-        if self._opened:
+        if self._opened or self._claimed:  # a claim whose open failed is given back too
             self.store.close()
-        self._opened = False
+        self._opened = self._claimed = False
 
     def drop(self) -> None:
         """Delete every stored vector of the recipe and open an empty collection."""
+        self.store.claim()
+        self._claimed = True
+        self._check_owner(self.store.read_meta() or {})
         self.store.drop()
         self._opened = False
         self._fields = {}

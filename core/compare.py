@@ -3,7 +3,8 @@
 The test is Fisher's paired randomization test (as used for IR evaluation, Smucker et al. 2007):
 under the null hypothesis the sign of each query's difference is arbitrary, so the p-value is
 the share of random sign flips whose mean difference is at least as large in magnitude as the
-observed one. A bootstrap 95% confidence interval of the mean difference is reported beside it.
+observed one. The 95% confidence interval beside it inverts the same test (the mean shifts it does
+not reject), so a difference is starred exactly when its interval excludes zero.
 """
 
 from __future__ import annotations
@@ -92,37 +93,67 @@ class Comparison:
         return out
 
 
+class SignFlips:
+    """Fisher's paired sign-flip randomization test on per-query differences, and the confidence
+    interval that inverts the same test, so the interval excludes 0 exactly when p < 1 - level.
+
+    The flips are drawn once: for a shift `delta`, each flip's mean of (d - delta) is
+    `(S @ d - delta * S @ 1) / n`, so testing many shifts costs O(permutations) each.
+    """
+
+    def __init__(self, diffs: np.ndarray, permutations: int = 10_000, seed: int = 0) -> None:
+        if permutations < 1:
+            raise ValueError(f"permutations must be at least 1, got {permutations}")
+        self.diffs = np.asarray(diffs, np.float64)
+        self.permutations = permutations
+        n = len(self.diffs)
+        self._flipped = np.empty(permutations)  # S @ d / n
+        self._signsum = np.empty(permutations)  # S @ 1 / n
+        rng = np.random.default_rng(seed)
+        for start in range(0, permutations, 2000):  # chunks keep memory at 2000 x n
+            k = min(2000, permutations - start)
+            signs = (rng.integers(0, 2, size=(k, n), dtype=np.int8) * 2 - 1).astype(np.float64)
+            self._flipped[start : start + k] = signs @ self.diffs / max(n, 1)
+            self._signsum[start : start + k] = signs.sum(1) / max(n, 1)
+
+    def p_value(self, delta: float = 0.0) -> float:
+        """Two-sided p-value of the null hypothesis "the mean difference is `delta`"."""
+        if len(self.diffs) == 0 or (delta == 0.0 and np.allclose(self.diffs, 0.0)):
+            return 1.0
+        observed = abs(self.diffs.mean() - delta)
+        means = np.abs(self._flipped - delta * self._signsum)
+        hits = int((means >= observed - 1e-12).sum())
+        return (hits + 1) / (self.permutations + 1)
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        """The shifts the test does not reject at 1 - `level`, found by bisection on each side.
+
+        p(delta) never rises as delta moves away from the observed mean (each flip's statistic
+        |a - delta * b| changes at rate |b| <= 1, the observed |mean - delta| at rate 1), so
+        bisection finds the exact edges and 0 lies outside exactly when p(0) < 1 - level.
+        """
+        d = self.diffs
+        if len(d) == 0 or np.allclose(d, 0.0):
+            return 0.0, 0.0
+        alpha, mean = 1 - level, float(d.mean())
+        reach = float(np.abs(d).max()) * 2 + 1e-9  # no mean of flipped differences lies beyond this
+
+        def edge(direction: float) -> float:
+            inside, outside = mean, mean + direction * reach
+            for _ in range(50):
+                mid = (inside + outside) / 2
+                if self.p_value(mid) >= alpha:
+                    inside = mid
+                else:
+                    outside = mid
+            return inside
+
+        return edge(-1.0), edge(1.0)
+
+
 def randomization_test(diffs: np.ndarray, permutations: int = 10_000, seed: int = 0) -> float:
     """Two-sided p-value of a paired sign-flip randomization test on per-query differences."""
-    if permutations < 1:
-        raise ValueError(f"permutations must be at least 1, got {permutations}")
-    diffs = np.asarray(diffs, np.float64)
-    if len(diffs) == 0 or np.allclose(diffs, 0.0):
-        return 1.0
-    observed = abs(diffs.mean())
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for start in range(0, permutations, 2000):  # chunks keep memory at 2000 x n
-        n = min(2000, permutations - start)
-        signs = rng.integers(0, 2, size=(n, len(diffs)), dtype=np.int8) * 2 - 1
-        means = np.abs(signs @ diffs) / len(diffs)
-        hits += int((means >= observed - 1e-12).sum())
-    return (hits + 1) / (permutations + 1)
-
-
-def bootstrap_ci(diffs: np.ndarray, samples: int = 10_000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean paired difference."""
-    diffs = np.asarray(diffs, np.float64)
-    if len(diffs) == 0:
-        return 0.0, 0.0
-    rng = np.random.default_rng(seed + 1)
-    means = np.empty(samples)
-    for start in range(0, samples, 2000):
-        n = min(2000, samples - start)
-        idx = rng.integers(0, len(diffs), size=(n, len(diffs)))
-        means[start : start + n] = diffs[idx].mean(1)
-    lo, hi = np.percentile(means, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return float(lo), float(hi)
+    return SignFlips(diffs, permutations, seed).p_value()
 
 
 def compare_reports(
@@ -146,10 +177,11 @@ def compare_reports(
         va = np.array([pa[q][m] for q in shared], np.float64)
         vb = np.array([pb[q][m] for q in shared], np.float64)
         diff = vb - va
-        lo, hi = bootstrap_ci(diff, seed=seed)
+        test = SignFlips(diff, permutations, seed)
+        lo, hi = test.interval()
         deltas[m] = MetricDelta(
             m, float(va.mean()) if len(va) else 0.0, float(vb.mean()) if len(vb) else 0.0,
-            float(diff.mean()) if len(diff) else 0.0, randomization_test(diff, permutations, seed), lo, hi,
+            float(diff.mean()) if len(diff) else 0.0, test.p_value(), lo, hi,
             int((diff > 1e-12).sum()), int((diff < -1e-12).sum()), int((np.abs(diff) <= 1e-12).sum()),
         )
     rows = [QueryDelta(q, texts.get(q, q), pa[q][by], pb[q][by]) for q in shared]
@@ -166,7 +198,8 @@ def format_comparison(c: Comparison) -> str:
         a, b = "A", "B"
     lines = [
         f"B = {c.b_name} vs A = {c.a_name} on {c.queries} queries "
-        f"(paired randomization test, {c.permutations:,} sign flips; * p < 0.05)",
+        f"(paired randomization test, {c.permutations:,} sign flips; "
+        f"* p < 0.05, when the 95% interval of the same test excludes 0)",
         f"  {'metric':<11} {'A':>8} {'B':>8} {'B-A':>9} {'95% CI':>19} {'p':>8}  {'B wins/losses/ties':>18}",
     ]
     for m, d in c.deltas.items():

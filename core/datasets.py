@@ -31,7 +31,7 @@ from .types import Item, Media, Modality, Query, modality_of_path
 if TYPE_CHECKING:
     from .registry import Registry
 
-QueryMode = Literal["auto", "label", "example"]
+QueryMode = Literal["auto", "label", "example", "leave-one-out"]
 FILE_COLUMNS = ("file", "path", "filename", "id", "shape_id", "item")
 HOLDOUT_EVERY = 5
 """Without a split column, query-by-example holds out every fifth item (sorted by id) of each label."""
@@ -52,6 +52,8 @@ class EvalQuery:
     query: Query
     text: str
     """The query text, or for a media query the file it came from."""
+    exclude: str | None = None
+    """An indexed item that is the query itself (leave-one-out): dropped from its results."""
 
 
 @dataclass
@@ -327,7 +329,7 @@ def _resolve(folder: Path, value: str, index: tuple[dict[str, list[Path]], dict[
     return f"no file {value!r} in the folder"
 
 
-def _load_labelled(folder: Path, split: str, mode: Literal["label", "example"]) -> Dataset:
+def _load_labelled(folder: Path, split: str, mode: Literal["label", "example", "leave-one-out"]) -> Dataset:
     labels_csv = folder / "labels.csv"
     with labels_csv.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
@@ -382,6 +384,20 @@ def _load_labelled(folder: Path, split: str, mode: Literal["label", "example"]) 
             by_label[item.metadata["label"]].append(item.id)
         queries = [EvalQuery(f"label:{lab}", Query.text(lab), lab) for lab in sorted(by_label)]
         qrels = {f"label:{lab}": dict.fromkeys(ids, 1) for lab, ids in by_label.items()}
+    elif mode == "leave-one-out":
+        # Every item is indexed and every item is a query; its own hit is dropped from its results.
+        items = [i for i, _ in entries]
+        by_label = defaultdict(list)
+        for item in items:
+            by_label[item.metadata["label"]].append(item.id)
+        queries, qrels = [], {}
+        for item in items:
+            relevant = [i for i in by_label[item.metadata["label"]] if i != item.id]
+            if not relevant:
+                report.queries_without_relevant += 1
+                continue
+            queries.append(EvalQuery(item.id, Query(item.modality, item.content), item.id, exclude=item.id))
+            qrels[item.id] = dict.fromkeys(relevant, 1)
     else:
         held = _holdout(entries, split, has_split)
         items = [i for i, _ in entries if i.id not in held]

@@ -9,8 +9,9 @@ every item either as it was before the batch or as it is after, never half-writt
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -20,21 +21,33 @@ from .cache import EmbeddingCache
 from .collection import Collection
 from .concurrency import ReadWriteLock
 from .contracts import Component, Filter, Fusion, ProgressFn, VectorField, no_progress
-from .errors import QueryError
-from .filters import filter_from_dict
-from .ingest import IngestPipeline, IngestReport
+from .errors import IndexMismatchError, QueryError
+from .filters import parse_filter
+from .ingest import SOURCES, IngestPipeline, IngestReport, check_owner
+from .items import (
+    StoredItem,
+    count_items,
+    delete_items,
+    empty_result_hint,
+    get_items,
+    iter_items,
+    stored_items_by_owner,
+)
 from .query import as_query
-from .recipe import BuiltRecipe, ComponentSpec, build_recipe, load_recipe_spec
+from .recipe import BuiltRecipe, ComponentSpec, build_recipe, load_recipe_spec, validate_recipe_file
 from .registry import Registry
 from .search import SearchPipeline, SearchResult
 from .types import Hit, Item, Modality
+
+FilterSpec = str | Sequence[str] | Mapping[str, Any] | Filter | None
+"""A filter in any form: one line of expressions, a list of expressions, a dict, or a Filter."""
 
 
 class SearchOptions(TypedDict, total=False):
     """The keyword options of `Engine.search` and `Engine.search_detailed`."""
 
     top_k: int | None
-    filter: Mapping[str, Any] | Filter | None
+    filter: FilterSpec
     weights: Mapping[str, float] | None
     modality: Modality | str | None
     exact: bool | None
@@ -66,10 +79,11 @@ class Engine:
         cache: EmbeddingCache | None = None,
     ) -> Engine:
         """Load a recipe file. `store` replaces the recipe's store spec (e.g. a temporary path)."""
-        spec, source, base_dir = load_recipe_spec(path)
-        if store is not None:
-            spec = spec.model_copy(update={"store": ComponentSpec.model_validate(dict(store))})
         registry = registry or Registry()
+        if store is None:
+            return cls(validate_recipe_file(path, registry), registry, cache)
+        spec, source, base_dir = load_recipe_spec(path)
+        spec = spec.model_copy(update={"store": ComponentSpec.model_validate(dict(store))})
         return cls(build_recipe(spec, source, base_dir, registry), registry, cache)
 
     # ------------------------------------------------------------------ properties
@@ -152,35 +166,107 @@ class Engine:
     # ------------------------------------------------------------------ ingest
 
     def ingest(self, progress: ProgressFn | None = None, *, rebuild: bool = False) -> IngestReport:
-        """Load the recipe's sources and bring the index in line with them (adds, updates, deletes)."""
+        """Load the recipe's sources and bring their items in line with them (adds, updates,
+        deletes). Items added with `ingest_items` belong to their own owner and are kept; a
+        `rebuild` re-encodes them from their stored text (or file path) with the new encoders."""
         with self._ingest_lock:
             report = IngestReport()
             items = self._ingest.load_sources(report, progress or no_progress)
+            others: dict[str, list[Item]] = {}
             if rebuild:
                 # Checked before the drop: a rebuild from an empty corpus must not wipe the index.
                 items = list(self._ingest.valid_items(items, report).values())
                 with self._rw.write():
+                    others = self._items_to_carry(report)
                     self.collection.drop()
-            return self._ingest.run(items, report, progress or no_progress, delete_missing=True)
+            self._ingest.run(items, report, progress or no_progress, delete_missing="owner", owner=SOURCES)
+            for owner, kept in others.items():
+                again = self._ingest.run(kept, IngestReport(), progress or no_progress, False, owner)
+                report.kept[owner] = again.added
+                report.errors.extend(again.errors)
+            return report
+
+    def _items_to_carry(self, report: IngestReport) -> dict[str, list[Item]]:
+        """Before a rebuild's drop: the items of other owners than the sources, to re-encode
+        after it. Read through the store alone (the encoders may have changed); a store whose
+        layout the new encoders cannot open (another dimension) loses them, and the report says so."""
+        try:
+            self.store.open(self.collection.all_fields())
+            return stored_items_by_owner(self.store, exclude=SOURCES)
+        except IndexMismatchError as exc:
+            report.errors.append(
+                f"{self.recipe.source}: the rebuild could not read the old collection with the new layout ({exc}); "
+                f"any items added with ingest_items or the server (not from the sources) were dropped with it: add them again"
+            )
+            return {}
 
     def ingest_items(
-        self, items: Iterable[Item], progress: ProgressFn | None = None, *, delete_missing: bool = False
+        self, items: Iterable[Item], progress: ProgressFn | None = None, *, owner: str = "python",
+        delete_missing: bool = False,
     ) -> IngestReport:
-        """Index the given items (e.g. from a data set); with `delete_missing`, remove all others."""
+        """Index the given items as owned by `owner` (items the recipe's sources produce are owned
+        by `"sources"`). `ingest()` deletes only the sources' items, so these survive it; with
+        `delete_missing`, every other stored item, whoever added it, is removed (eval does that,
+        as `"sources"`, to index exactly its data set)."""
+        check_owner(owner)
         with self._ingest_lock:
-            return self._ingest.run(items, IngestReport(), progress or no_progress, delete_missing)
+            return self._ingest.run(items, IngestReport(), progress or no_progress, delete_missing, owner)
 
     def ingested(self) -> bool:
         """Whether anything was ever ingested into this recipe's store."""
         self.open()
         return self.collection.ingested()
 
+    # ------------------------------------------------------------------ items
+
+    def get_items(self, ids: Sequence[str]) -> dict[str, StoredItem]:
+        """The stored items with these ids (those that exist), by id."""
+        self.open()
+        with self._rw.read():
+            return get_items(self.store, ids)
+
+    def list_items(
+        self, filter: FilterSpec = None, *, owner: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[StoredItem]:
+        """Stored items passing `filter` (any form `search` takes) and of `owner`, in id order."""
+        flt = self._item_filter(filter)
+        with self._rw.read():
+            found = iter_items(self.store, flt, owner)
+            return list(itertools.islice(found, offset, None if limit is None else offset + limit))
+
+    def count(self, filter: FilterSpec = None, *, owner: str | None = None) -> int:
+        """How many stored items pass `filter` (and belong to `owner`)."""
+        flt = self._item_filter(filter)
+        with self._rw.read():
+            return count_items(self.store, flt, owner)
+
+    def delete(
+        self, ids: Sequence[str] | None = None, *, filter: FilterSpec = None, owner: str | None = None
+    ) -> list[str]:
+        """Delete items by id, or every item passing `filter` (and of `owner`); the ids deleted.
+        With neither ids nor a filter nor an owner it refuses (use `rebuild` to empty the store)."""
+        if isinstance(ids, str):
+            ids = [ids]
+        flt = self._item_filter(filter)
+        if ids is None and flt is None and owner is None:
+            raise QueryError("delete: give item ids, a filter or an owner (to delete everything, rebuild)")
+        with self._ingest_lock, self._rw.write():
+            return delete_items(self.store, ids, flt, owner)
+
+    def _item_filter(self, filter: FilterSpec) -> Filter | None:
+        flt = parse_filter(filter)
+        self.open()
+        if flt is not None and self.collection.ingested():
+            self.collection.check_filter(flt)
+        return flt
+
     # ------------------------------------------------------------------ search
 
     def search(self, query: Any, **options: Unpack[SearchOptions]) -> list[Hit]:
         """Search with text, a file path, bytes (with `modality`) or a `Query`; best first.
 
-        Options: `top_k`; `filter` (a dict or a Filter); `weights`, which override the named
+        Options: `top_k`; `filter`: one line of expressions (`"tags contains rag date>=2024-01-01"`,
+        the syntax of the CLI and TUI, see docs/recipes.md), a list of them, a dict or a Filter; `weights`, which override the named
         retrievers' fusion weights for this query (the others keep the recipe's); `modality`;
         `exact`, which forces (True) brute-force search on each retriever's main field instead
         of its plan, or forbids it (False). Safe to call from many threads at once.
@@ -192,7 +278,7 @@ class Engine:
         query: Any,
         *,
         top_k: int | None = None,
-        filter: Mapping[str, Any] | Filter | None = None,
+        filter: FilterSpec = None,
         weights: Mapping[str, float] | None = None,
         modality: Modality | str | None = None,
         exact: bool | None = None,
@@ -202,10 +288,15 @@ class Engine:
         if k <= 0:
             raise QueryError(f"top_k must be positive, got {k}")
         q = as_query(query, modality, self.registry.claimed_extensions())
-        flt = filter_from_dict(filter)
+        flt = parse_filter(filter)
         self.open()
         with self._rw.read():
-            return self._search.run(q, k, flt, weights, exact)
+            result = self._search.run(q, k, flt, weights, exact)
+            if not result.hits and flt is not None:
+                hint = empty_result_hint(self.store, flt)
+                if hint:
+                    result.notes.append(hint)
+            return result
 
     def fusion_with(self, weights: Mapping[str, float] | None) -> Fusion | None:
         """The recipe's fusion with query-time `weights` over its own (validated like them)."""

@@ -29,8 +29,9 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR",
                    help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a labelled media folder (labels.csv)")
     p.add_argument("--split", default="test", help="qrels/<split>.tsv, or the labels.csv split (default: test)")
-    p.add_argument("--queries", choices=["auto", "label", "example"], default="auto",
-                   help="labelled media: label text as queries, or held-out items (query by example); "
+    p.add_argument("--queries", choices=["auto", "label", "example", "leave-one-out"], default="auto",
+                   help="labelled media: label text as queries, held-out items (query by example), or "
+                        "leave-one-out (every item queries all the others); "
                         "auto = label text when the recipe takes text queries")
     p.add_argument("--limit-docs", type=_at_least(1), default=None, metavar="N",
                    help="index only the first N documents (and score the queries judged in them)")
@@ -46,7 +47,7 @@ def register_commands(subparsers: Any) -> None:
     """Add the `eval` and `compare` subcommands to the `prism` parser's subparsers."""
     sub = subparsers
     p = sub.add_parser("eval", help="score a recipe on a data set (nDCG@10, recall, MRR, MAP, latency)")
-    p.add_argument("recipe")
+    p.add_argument("recipe", help="the recipe file to score (YAML or TOML)")
     _data_options(p)
     p.add_argument("--out", metavar="DIR", help="write report.json, per_query.jsonl and run.trec here")
     p.add_argument("--index-dir", metavar="DIR",
@@ -121,7 +122,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(format_report(report))
         for path in written:
             print(f"  wrote {path}")
-    return 0
+    from .plan_recall import gate_failures
+
+    failures = gate_failures(report.plan_recall)
+    for problem in failures:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from urllib.parse import unquote
 from .datasets import Dataset, DatasetError
 from .errors import QueryError
 from .metrics import METRICS, latency_percentiles, mean_metrics, overlap_at_k, score_run
+from .plan_recall import PlanRecall, format_lines, measure
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -73,6 +74,8 @@ class EvalReport:
     ann_recall: float | None
     ingest: dict[str, Any] = field(default_factory=dict)
     depth: int = 100
+    plan_recall: list[PlanRecall] = field(default_factory=list)
+    """Per retriever whose plan is not exact search: each stage's recall against exact search."""
 
     @property
     def per_query(self) -> dict[str, dict[str, float]]:
@@ -92,6 +95,7 @@ class EvalReport:
             "dataset": self.dataset,
             "ingest": self.ingest,
             "depth": self.depth,
+            "plan_recall": [p.to_json() for p in self.plan_recall],
         }
 
     @classmethod
@@ -108,7 +112,8 @@ class EvalReport:
             queries.append(QueryResult(row["query_id"], row["query"], ranking, {m: row[m] for m in METRICS},
                                        timings, row["ann_recall@10"], row["relevant"]))
         return cls(data["recipe"], data["dataset"], {m: data[m] for m in METRICS}, queries,
-                   data["latency_ms"], data["ann_recall@10"], data["ingest"], data["depth"])
+                   data["latency_ms"], data["ann_recall@10"], data["ingest"], data["depth"],
+                   [PlanRecall.from_json(p) for p in data.get("plan_recall", [])])
 
     def write(self, out: str | Path, run_name: str | None = None) -> list[Path]:
         """Write report.json, per_query.jsonl and run.trec into `out`; returns the paths."""
@@ -180,6 +185,13 @@ def _check_modalities(engine: Engine, dataset: Dataset) -> None:
             )
 
 
+def _without(hits: Any, exclude: str | None) -> list[Any]:
+    """Hits other than the query's own item (and its chunks), for leave-one-out queries."""
+    if exclude is None:
+        return list(hits)
+    return [h for h in hits if h.id != exclude and h.payload.get("parent_id") != exclude]
+
+
 def evaluate_engine(
     engine: Engine,
     dataset: Dataset,
@@ -194,7 +206,7 @@ def evaluate_engine(
         raise QueryError(f"depth must be at least 10 (the @10 metrics need ten results), got {depth}")
     _check_modalities(engine, dataset)
     t0 = time.perf_counter()
-    ingest = engine.ingest_items(dataset.items, progress, delete_missing=True)
+    ingest = engine.ingest_items(dataset.items, progress, owner="sources", delete_missing=True)
     ingest_s = time.perf_counter() - t0
     ingest_info = {
         "seconds": round(ingest_s, 3),
@@ -211,14 +223,15 @@ def evaluate_engine(
     total = len(dataset.queries)
     for n, q in enumerate(dataset.queries, 1):
         t = time.perf_counter()
-        found = engine.search_detailed(q.query, top_k=depth)
+        extra = 1 if q.exclude else 0
+        found = engine.search_detailed(q.query, top_k=depth + extra)
         timings = dict(found.timings)
         timings["total"] = time.perf_counter() - t
-        ranking = [(h.id, float(h.score)) for h in found.hits]
+        ranking = [(h.id, float(h.score)) for h in _without(found.hits, q.exclude)][:depth]
         ann = None
         if ann_check:
-            exact = engine.search_detailed(q.query, top_k=10, exact=True)
-            ann = overlap_at_k([d for d, _ in ranking], [h.id for h in exact.hits], 10)
+            exact = engine.search_detailed(q.query, top_k=10 + extra, exact=True)
+            ann = overlap_at_k([d for d, _ in ranking], [h.id for h in _without(exact.hits, q.exclude)], 10)
         relevant = sum(1 for g in dataset.qrels[q.id].values() if g > 0)
         results.append(QueryResult(q.id, q.text, ranking, {}, timings, ann, relevant))
         progress("query", n, total)
@@ -227,6 +240,9 @@ def evaluate_engine(
     for r in results:
         r.metrics = per_query[r.id]
     anns = [r.ann_recall for r in results if r.ann_recall is not None]
+    plan_recall = []
+    if ann_check or any(r.min_recall is not None for r in engine.recipe.retrievers.values()):
+        plan_recall = measure(engine, [q.query for q in dataset.queries])
     return EvalReport(
         recipe=engine.name,
         dataset=dataset.describe(),
@@ -236,6 +252,7 @@ def evaluate_engine(
         ann_recall=sum(anns) / len(anns) if anns else None,
         ingest=ingest_info,
         depth=depth,
+        plan_recall=plan_recall,
     )
 
 
@@ -251,6 +268,22 @@ def store_override(recipe: str | Path, folder: Path) -> dict[str, Any]:
     spec, _, _ = load_recipe_spec(recipe)
     tuning = {k: v for k, v in spec.store.params.items() if k not in _WHERE_KEYS}
     return {"use": spec.store.use, **tuning, "path": str(folder)}
+
+
+EVAL_MARKER = "prism-eval-index.txt"
+"""Left in an index folder that `evaluate` built: only such a folder is reused."""
+
+
+def _check_eval_folder(folder: Path) -> None:
+    """Refuse an `index_dir` holding anything but an index `evaluate` built (e.g. a recipe's own
+    store, whose documents the evaluation would replace with the data set's)."""
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / EVAL_MARKER).is_file():
+        from .errors import PrismError
+
+        raise PrismError(
+            f"{folder}: --index-dir holds files that `prism eval` did not make (a recipe's own store?). The "
+            f"evaluation replaces every document of its index with the data set's: give it a new or empty folder."
+        )
 
 
 def evaluate(
@@ -269,9 +302,13 @@ def evaluate(
 
     with tempfile.TemporaryDirectory(prefix="prism-eval-") as tmp:
         folder = Path(index_dir) if index_dir is not None else Path(tmp) / "index"
+        _check_eval_folder(folder)
         store = store_override(recipe, folder.resolve())
         engine = Engine.from_file(recipe, registry=registry, store=store)
         try:
+            engine.open()
+            if folder.is_dir():
+                (folder / EVAL_MARKER).write_text("built by `prism eval`; it replaces every document here\n")
             return evaluate_engine(engine, dataset, depth=depth, ann_check=ann_check, progress=progress)
         finally:
             engine.close()
@@ -289,6 +326,7 @@ def format_report(report: EvalReport, notes: Sequence[str] = ()) -> str:
         lines.append(f"  (depth {report.depth}: Recall@100 and MAP@100 count only the first {report.depth} results)")
     if report.ann_recall is not None:
         lines.append(f"  ANN recall@10 vs exact search: {report.ann_recall:.4f}")
+    lines.extend(format_lines(report.plan_recall))
     ing = report.ingest
     lines.append(
         f"  ingest: {ing.get('items')} items in {ing.get('seconds')} s"

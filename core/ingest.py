@@ -15,10 +15,31 @@ from typing import Any
 
 from .cache import EmbeddingCache
 from .collection import Collection
-from .contracts import HASH_KEY, ID_KEY, RESERVED_PAYLOAD_KEYS, PointBatch, ProgressFn
+from .contracts import HASH_KEY, ID_KEY, OWNER_KEY, RESERVED_PAYLOAD_KEYS, PointBatch, ProgressFn
 from .errors import IngestError, ItemError
 from .recipe import BuiltRecipe
 from .types import Item, Media, Row, from_rows, rows_of
+
+SOURCES = "sources"
+"""The owner of the items the recipe's sources produce: `Engine.ingest` brings exactly these in
+line with the sources (adds, updates, deletes) and leaves items of every other owner alone."""
+
+
+def check_owner(owner: str) -> str:
+    if not owner or "@" in owner or owner != owner.strip():
+        raise IngestError(f"owner {owner!r}: give a non-empty name without '@' or surrounding spaces, e.g. 'python'")
+    return owner
+
+
+def stored_hash(digest: str, owner: str) -> str:
+    """What the store keeps as an item's hash: its digest, plus `@owner` unless the sources own it
+    (so items stored before owners existed read as the sources', and a change of owner is an update)."""
+    return digest if owner == SOURCES else f"{digest}@{owner}"
+
+
+def owner_of(stored: str) -> str:
+    """The owner recorded in a stored hash."""
+    return stored.rpartition("@")[2] if "@" in stored else SOURCES
 
 
 @dataclass
@@ -30,6 +51,8 @@ class IngestReport:
     added: int = 0
     updated: int = 0
     deleted: int = 0
+    kept: dict[str, int] = field(default_factory=dict)
+    """Stored items of other owners that this run left alone, by owner."""
     errors: list[str] = field(default_factory=list)
     encoded: dict[str, int] = field(default_factory=dict)
     cache_hits: dict[str, int] = field(default_factory=dict)
@@ -69,8 +92,12 @@ class IngestPipeline:
     def valid_items(self, items: Iterable[Item], report: IngestReport) -> dict[str, Item]:
         return valid_items(self.recipe, items, report)
 
-    def run(self, items: Iterable[Item], report: IngestReport, progress: ProgressFn, delete_missing: bool) -> IngestReport:
-        """Bring the store in line with `items` (and, with `delete_missing`, only them)."""
+    def run(
+        self, items: Iterable[Item], report: IngestReport, progress: ProgressFn, delete_missing: bool | str,
+        owner: str = SOURCES,
+    ) -> IngestReport:
+        """Store `items` as owned by `owner`. `delete_missing`: "owner" removes the owner's other
+        items (the sources' ingest), True every other item whoever added it, False none."""
         t0 = time.perf_counter()
         unique = self.valid_items(items, report)
         collection, store = self.collection, self.collection.store
@@ -81,7 +108,7 @@ class IngestPipeline:
         todo: list[Item] = []
         for item_id, item in unique.items():
             try:
-                h = item.digest(item.content_hash())
+                h = stored_hash(item.digest(item.content_hash()), owner)
             except OSError as exc:
                 report.errors.append(f"{item.source or item_id}: cannot read: {exc}")
                 continue
@@ -107,12 +134,16 @@ class IngestPipeline:
 
         if delete_missing:
             t = time.perf_counter()
-            gone = [i for i in stored if i not in unique]
+            gone = [i for i in stored if i not in unique and (delete_missing is True or owner_of(stored[i]) == owner)]
             if gone:
                 with self.write():
                     store.delete(gone)
             report.deleted = len(gone)
             report.seconds["delete"] = time.perf_counter() - t
+        if delete_missing is not True:
+            for i, h in stored.items():
+                if i not in unique and owner_of(h) != owner:
+                    report.kept[owner_of(h)] = report.kept.get(owner_of(h), 0) + 1
         t = time.perf_counter()
         with self.write():
             store.optimize()
@@ -142,7 +173,7 @@ class IngestPipeline:
             for name in signature:
                 encoded = from_rows(retrievers[name].encoder.output, [rows[name][i] for i in positions])
                 vectors.update(self.collection.field_vectors(retrievers[name], encoded))
-            payloads = [payload_of(batch[i], hashes[i]) for i in positions]
+            payloads = [payload_of(batch[i], hashes[i], owner_of(hashes[i])) for i in positions]
             with self.write():  # a batch is one write: searches see all of it or none
                 self.collection.store.upsert(PointBatch([batch[i].id for i in positions], vectors, payloads))
             for i in positions:
@@ -249,9 +280,11 @@ def _payload_keys(items: Iterable[Item]) -> set[str]:
     return keys
 
 
-def payload_of(item: Item, content_hash: str) -> dict[str, Any]:
+def payload_of(item: Item, content_hash: str, owner: str = SOURCES) -> dict[str, Any]:
     """What the store keeps next to an item's vectors."""
-    payload: dict[str, Any] = {ID_KEY: item.id, HASH_KEY: content_hash, "modality": item.modality.value}
+    payload: dict[str, Any] = {
+        ID_KEY: item.id, HASH_KEY: content_hash, OWNER_KEY: owner, "modality": item.modality.value,
+    }
     if isinstance(item.content, str):
         payload["text"] = item.content
     elif isinstance(item.content, Media) and item.content.path is not None:

@@ -8,21 +8,30 @@ each component by its registered name and validates its parameters with the comp
 
 from __future__ import annotations
 
+import codecs
+import logging
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .contracts import Component, Context, Encoder, Fusion, Index, Loader, Reranker, Store
 from .errors import PluginError, PrismError, RecipeError, UnknownComponentError
+from .recipe_files import MAX_DEPTH, MAX_VALUES, read_recipe_file, resolve_env  # noqa: F401 (their old home)
 from .registry import Registry
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_WEIGHT = 1e6
+REMOTE_CODE_ENV = "PRISMRAG_ALLOW_REMOTE_CODE"
+"""Set to 1 to let components run code shipped with a model (`trust_remote_code: true`)."""
+DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|(cuda|xpu|npu|hpu)(:\d{1,3})?)")
+log = logging.getLogger("prismrag.recipe")
 
 
 class ComponentSpec(BaseModel):
@@ -42,6 +51,9 @@ class RetrieverSpec(BaseModel):
     index: ComponentSpec | None = None
     """Defaults to the index kind matching the encoder's output (dense, sparse or multi)."""
     top_k: int = Field(100, gt=0, le=10_000)
+    min_recall: float | None = Field(None, gt=0, le=1)
+    """`prism eval` fails when a stage of this retriever's plan keeps less than this share of
+    the exact search's top 10 (recall@10 against exact search on the same index)."""
 
 
 class IngestSpec(BaseModel):
@@ -75,68 +87,10 @@ class RecipeSpec(BaseModel):
     @field_validator("retrievers")
     @classmethod
     def _names(cls, value: dict[str, RetrieverSpec]) -> dict[str, RetrieverSpec]:
-        bad = [n for n in value if not re.match(NAME_PATTERN, n)]
+        bad = [repr(n) for n in value if not _NAME.fullmatch(n)]
         if bad:
             raise ValueError(f"retriever names must match {NAME_PATTERN}: {', '.join(bad)}")
         return value
-
-
-# ------------------------------------------------------------------------------------ reading
-
-
-def read_recipe_file(path: str | Path) -> dict[str, Any]:
-    """Parse a YAML or TOML file into a dict; syntax errors name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(str(path), [("", "no such recipe file")])
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise RecipeError(str(path), [("", f"invalid TOML: {exc}")]) from exc
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.MarkedYAMLError as exc:
-            raise RecipeError(str(path), [("", f"invalid YAML: {_yaml_message(exc)}")]) from exc
-        except yaml.YAMLError as exc:
-            raise RecipeError(str(path), [("", f"invalid YAML: {exc}")]) from exc
-    if not isinstance(data, dict):
-        raise RecipeError(str(path), [("", "a recipe must be a mapping with at least `name` and `retrievers`")])
-    return data
-
-
-def _yaml_message(exc: Any) -> str:
-    def at(mark: Any) -> str:
-        return f"line {mark.line + 1}, column {mark.column + 1}"
-
-    msg = f"{at(exc.problem_mark)}: {exc.problem}" if exc.problem_mark else str(exc.problem or exc)
-    if exc.context and exc.context_mark:
-        msg += f" ({exc.context} at {at(exc.context_mark)})"
-    return msg
-
-
-def resolve_env(data: Any, path: str = "") -> tuple[Any, list[tuple[str, str]]]:
-    """Replace every `{"$env": "NAME"}` with that environment variable's value."""
-    problems: list[tuple[str, str]] = []
-
-    def walk(node: Any, where: str) -> Any:
-        if isinstance(node, dict):
-            if set(node) == {"$env"}:
-                var = node["$env"]
-                if not isinstance(var, str) or var not in os.environ:
-                    problems.append((where, f"environment variable {var!r} is not set (export {var}=...)"))
-                    return None
-                return os.environ[var]
-            return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v, f"{where}[{i}]") for i, v in enumerate(node)]
-        return node
-
-    return walk(data, path), problems
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -208,6 +162,7 @@ class Retriever:
     encoder: Encoder
     index: Index
     top_k: int
+    min_recall: float | None = None
 
 
 @dataclass
@@ -225,8 +180,10 @@ class BuiltRecipe:
 
 
 class _Builder:
-    def __init__(self, spec: RecipeSpec, source: str, base_dir: Path, registry: Registry):
+    def __init__(self, spec: RecipeSpec | None, source: str, base_dir: Path, registry: Registry,
+                 name: str | None = None):
         self.spec, self.source, self.base_dir, self.registry = spec, source, base_dir, registry
+        self.name = spec.name if spec is not None else (name or "recipe")
         self.problems: list[tuple[str, str]] = []
 
     def context(self, where: str) -> Context:
@@ -239,13 +196,15 @@ class _Builder:
 
         return Context(
             base_dir=self.base_dir,
-            recipe=self.spec.name,
+            recipe=self.name,
             where=f"{self.source}: {where}",
             resolve_model=self.registry.resolve_model,
             loader_for_path=loader_for_path,
         )
 
     def make(self, kind: str, spec: ComponentSpec, where: str) -> Any:
+        if self.param_problems(spec.params, where):
+            return None
         try:
             cls: type[Component] = self.registry.get(kind, spec.use)
         except UnknownComponentError as exc:
@@ -292,8 +251,10 @@ class _Builder:
                     f"encoder {encoder.name!r} is made for {encoder.metric!r}; {distance!r} would rank "
                     f"wrongly. Use distance: {encoder.metric} (or leave it out)",
                 ))
-            retrievers[name] = Retriever(name, encoder, index, r.top_k)
+            retrievers[name] = Retriever(name, encoder, index, r.top_k, r.min_recall)
 
+        if len(retrievers) == len(spec.retrievers):
+            self.check_source_modalities(sources, retrievers)
         fusion_spec = spec.fusion or (ComponentSpec(use="rrf") if len(spec.retrievers) > 1 else None)
         fusion = self.make("fusion", fusion_spec, "fusion") if fusion_spec else None
         if fusion is not None:
@@ -306,17 +267,91 @@ class _Builder:
             raise RecipeError(self.source, self.problems)
         return BuiltRecipe(spec, self.source, self.base_dir, store, sources, retrievers, fusion, rerankers)  # type: ignore[arg-type]
 
+    def param_problems(self, params: Mapping[str, Any], where: str) -> bool:
+        """Checks that hold for any component: no model code run unless the user allows it outside
+        the recipe, a device that can exist, a text encoding that decodes text."""
+        before = len(self.problems)
+        if params.get("trust_remote_code") is True:
+            if os.environ.get(REMOTE_CODE_ENV, "").strip() != "1":
+                self.problems.append((f"{where}.trust_remote_code", (
+                    f"a recipe cannot allow running code shipped with a model by itself. If you trust that "
+                    f"model's code, run with {REMOTE_CODE_ENV}=1 in the environment"
+                )))
+            else:
+                log.warning("%s: %s: %s=1, so code shipped with the model will be imported and run",
+                            self.source, where, REMOTE_CODE_ENV)
+        device = params.get("device")
+        if isinstance(device, str) and not DEVICE_PATTERN.fullmatch(device.strip().lower()):
+            self.problems.append((f"{where}.device", (
+                f"{device!r} is not a device; use cpu, cuda, cuda:N, mps or auto (or leave it out)"
+            )))
+        encoding = params.get("encoding")
+        if isinstance(encoding, str):
+            try:
+                text_codec = codecs.lookup(encoding)._is_text_encoding  # type: ignore[attr-defined]
+            except LookupError:
+                text_codec = True  # unknown names are the component's to report
+            if not text_codec:
+                self.problems.append((f"{where}.encoding", (
+                    f"{encoding!r} is not a text encoding (it transforms text); use e.g. utf-8 or latin-1"
+                )))
+        return len(self.problems) > before
+
+    def check_source_modalities(self, sources: list[Loader | None], retrievers: dict[str, Retriever]) -> None:
+        """A source whose items no retriever embeds would ingest nothing (and say so 159 times)."""
+        embedded = {m for r in retrievers.values() for m in r.encoder.document_modalities}
+        for i, loader in enumerate(sources):
+            modality = getattr(loader, "modality", None)
+            if loader is None or modality is None or modality in embedded:
+                continue
+            kinds = ", ".join(sorted(m.value for m in embedded)) or "nothing"
+            self.problems.append((f"sources[{i}].use", (
+                f"loader {loader.name!r} yields {modality.value} items, but no retriever embeds {modality.value} "
+                f"documents (the retrievers embed: {kinds}); add a retriever whose encoder takes "
+                f"{modality.value}, or drop this source"
+            )))
+
+    def lenient_problems(self, data: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The component problems of a recipe whose structure did not validate, so that one run
+        reports every problem (wrong field names no longer come in two rounds)."""
+        for kind, where, raw in _component_entries(data):
+            try:
+                spec = ComponentSpec.model_validate(raw)
+            except ValidationError:
+                continue  # the structure check reported it
+            self.make(kind, spec, where)
+        return self.problems
+
     def check_retriever_refs(self, component: Component, where: str) -> None:
         """Params named `weights` (keys) or `retriever` must name retrievers of this recipe."""
         names = set(self.spec.retrievers)
         weights = getattr(component.params, "weights", None)
         if isinstance(weights, Mapping):
-            for key in weights:
+            for key, value in weights.items():
                 if key not in names:
                     self.problems.append((f"{where}.weights.{key}", f"no retriever named {key!r}; retrievers: {', '.join(sorted(names))}"))
+                if isinstance(value, (int, float)) and not (math.isfinite(value) and 0 <= value <= MAX_WEIGHT):
+                    self.problems.append((f"{where}.weights.{key}", f"{value!r} is out of range: a weight is between 0 and {MAX_WEIGHT:g}"))
         ref = getattr(component.params, "retriever", None)
         if isinstance(ref, str) and ref not in names:
             self.problems.append((f"{where}.retriever", f"no retriever named {ref!r}; retrievers: {', '.join(sorted(names))}"))
+
+
+def _component_entries(data: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """(kind, field path, raw spec) of every component a raw recipe names."""
+    if isinstance(data.get("store"), Mapping):
+        yield "store", "store", data["store"]
+    for key, kind in (("sources", "loader"), ("rerank", "reranker")):
+        entries = data.get(key)
+        for i, raw in enumerate(entries if isinstance(entries, list) else []):
+            yield kind, f"{key}[{i}]", raw
+    retrievers = data.get("retrievers")
+    for name, r in (retrievers.items() if isinstance(retrievers, Mapping) else []):
+        for part in ("encoder", "index"):
+            if isinstance(r, Mapping) and isinstance(r.get(part), Mapping):
+                yield part, f"retrievers.{name}.{part}", r[part]
+    if isinstance(data.get("fusion"), Mapping):
+        yield "fusion", "fusion", data["fusion"]
 
 
 def _metrics_compatible(native: str, chosen: str) -> bool:
@@ -329,6 +364,24 @@ def load_recipe_spec(path: str | Path) -> tuple[RecipeSpec, str, Path]:
     path = Path(path)
     spec = parse_recipe(read_recipe_file(path), str(path))
     return spec, str(path), path.resolve().parent
+
+
+def validate_recipe_file(path: str | Path, registry: Registry) -> BuiltRecipe:
+    """Read, check and build a recipe file, reporting every problem in one RecipeError: those of
+    its structure and, with them, those of each component it names."""
+    path = Path(path)
+    data = read_recipe_file(path)
+    source, base_dir = str(path), path.resolve().parent
+    try:
+        spec = parse_recipe(data, source)
+    except RecipeError as exc:
+        resolved, env_problems = resolve_env(dict(data))
+        if env_problems:
+            raise
+        name = resolved.get("name") if isinstance(resolved.get("name"), str) else None
+        extra = _Builder(None, source, base_dir, registry, name).lenient_problems(resolved)
+        raise RecipeError(source, exc.problems + [p for p in extra if p not in exc.problems]) from None
+    return build_recipe(spec, source, base_dir, registry)
 
 
 def build_recipe(spec: RecipeSpec, source: str, base_dir: Path, registry: Registry) -> BuiltRecipe:

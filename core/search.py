@@ -36,6 +36,8 @@ class SearchResult:
     retrievers: list[str] = field(default_factory=list)
     top_ks: dict[str, int] = field(default_factory=dict)
     """Each routed retriever's list length (for "not in its top N" in explanations)."""
+    notes: list[str] = field(default_factory=list)
+    """Hints for the user, e.g. which values a field holds when a filter matched nothing."""
 
 
 def _tie_key(s: ScoredId) -> tuple[float, str]:
@@ -97,7 +99,7 @@ class SearchPipeline:
         vectors = retriever.encoder.encode_query(query)
         t1 = time.perf_counter()
         plan = self.plan(retriever, exact)
-        by_field = self.collection.field_vectors(retriever, vectors)
+        by_field = self.collection.field_vectors(retriever, vectors, role="query")
         lists = self.collection.store.search_plan(plan, {f: by_field[f] for f in plan.fields}, flt, exact)
         # Engines break exact ties in their own order; by id, every backend ranks alike.
         lists = [sorted(found, key=_tie_key) for found in lists]

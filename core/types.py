@@ -31,9 +31,9 @@ Role = Literal["document", "query"]
 EXTENSIONS: Mapping[Modality, frozenset[str]] = {
     Modality.TEXT: frozenset({".txt", ".md", ".markdown", ".rst"}),
     Modality.IMAGE: frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}),
-    Modality.AUDIO: frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a"}),
+    Modality.AUDIO: frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus", ".aac"}),
     Modality.VIDEO: frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi"}),
-    Modality.SHAPE: frozenset({".npy", ".ply", ".obj", ".off", ".stl", ".glb", ".pcd"}),
+    Modality.SHAPE: frozenset({".npy", ".npz", ".ply", ".obj", ".off", ".stl", ".glb", ".gltf", ".pcd", ".xyz", ".pts"}),
 }
 
 
@@ -101,6 +101,24 @@ class Span:
 
     def to_payload(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def time_code(seconds: float) -> str:
+    """`mm:ss.s` (or `h:mm:ss.s` from one hour on) for a time in a recording."""
+    tenths = int(round(max(0.0, seconds) * 10))
+    h, rest = divmod(tenths, 36000)
+    m, rest = divmod(rest, 600)
+    s = f"{m:02d}:{rest // 10:02d}.{rest % 10}"
+    return f"{h}:{s}" if h else s
+
+
+def time_span_label(payload: Mapping[str, Any]) -> str | None:
+    """`file @ 00:12.4–00:15.0` for a hit from a time span of a recording, else None."""
+    span = payload.get("span")
+    if not isinstance(span, Mapping) or span.get("t_start") is None or span.get("t_end") is None:
+        return None
+    name = Path(str(payload.get("file") or payload.get("source") or payload.get("path") or "")).name
+    return f"{name} @ {time_code(span['t_start'])}\u2013{time_code(span['t_end'])}"
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,7 @@ def field_info(f: VectorField) -> dict[str, Any]:
 
 Plan = list[tuple[str, str, str, Any]]
 """A filter as (clause, op, key, value): clause must/must_not; op match, any, range, datetime,
-null, or `should` with a nested plan as value."""
+null, prefix, substring, empty (missing, null or []), or `should` with a nested plan as value."""
 
 
 def _number(v: Any, key: str) -> float:
@@ -231,19 +231,30 @@ def filter_plan(flt: Filter) -> Plan:
             plan.append(_eq_plan("must", c.key, c.value))
         elif c.op == "ne":
             plan.append(_eq_plan("must_not", c.key, c.value))
-        elif c.op == "in":
+        elif c.op in ("in", "not_in"):
+            clause = "must" if c.op == "in" else "must_not"
             values = list(c.value) if isinstance(c.value, (list, tuple, set, frozenset)) else [c.value]
             if all(isinstance(v, str) for v in values):
-                plan.append(("must", "any", c.key, values))  # an empty list matches nothing
+                plan.append((clause, "any", c.key, values))  # an empty list matches nothing
             else:
-                plan.append(("must", "should", c.key, [_eq_plan("must", c.key, v) for v in values]))
+                plan.append((clause, "should", c.key, [_eq_plan("must", c.key, v) for v in values]))
+        elif c.op in ("prefix", "not_prefix", "contains", "not_contains"):
+            if not isinstance(c.value, str):
+                raise QueryError(f"filter on {c.key!r}: {c.op} needs a string, got {c.value!r}")
+            clause = "must_not" if c.op.startswith("not_") else "must"
+            plan.append((clause, "prefix" if c.op.endswith("prefix") else "substring", c.key, c.value))
+        elif c.op == "exists":
+            plan.append(("must_not" if c.value else "must", "empty", c.key, None))
         elif c.op in ("gt", "gte", "lt", "lte"):
             if isinstance(c.value, str):
                 plan.append(("must", "datetime", c.key, {c.op: c.value}))
             else:
                 plan.append(("must", "range", c.key, {c.op: _number(c.value, c.key)}))
         else:
-            raise QueryError(f"filter on {c.key!r}: unknown operator {c.op!r}; use eq, ne, in, gt, gte, lt, lte")
+            raise QueryError(
+                f"filter on {c.key!r}: unknown operator {c.op!r}; use eq, ne, in, not_in, gt, gte, lt, lte, "
+                f"prefix, not_prefix, contains, not_contains, exists"
+            )
     return plan
 
 
@@ -347,3 +358,17 @@ def stage_exact(stage: Stage, field: VectorField, exact: bool | None, first: boo
     if exact is not None:
         return exact
     return field.exact if stage.exact is None else stage.exact
+
+
+def stage_quantization(field: VectorField, exact: bool, handoff: bool) -> dict[str, Any] | None:
+    """How a stage reads a quantized field, as QuantizationSearchParams keywords: an exact stage
+    scores the original vectors only; a first stage that hands its candidates to a later stage
+    keeps the compressed scores (the later stage rescores them); a plan's only stage uses the
+    field's own `rescore` and `oversampling`. None for a field without quantization."""
+    if field.quantization == "none":
+        return None
+    if exact:
+        return {"ignore": True}
+    if handoff:
+        return {"rescore": False}
+    return {"rescore": field.rescore, "oversampling": field.oversampling}

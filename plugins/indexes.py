@@ -8,8 +8,19 @@ index: {use: dense, distance: cosine, hnsw: {m: 16, ef_construct: 100, ef: 128},
         quantization: {type: scalar, rescore: true, oversampling: 2.0}, exact: false, on_disk: false}
 index: {use: sparse, idf: true}       # idf: null inherits the encoder's wish (BM25 wants it)
 index: {use: multi, distance: cosine}  # late interaction: MaxSim over token vectors
+index: {use: multi, muvera: {repetitions: 10, simhash_bits: 4, projection: 8, limit: 500}}
 index: {use: dense, shortlist: {dimensions: 64, limit: 200}}   # two stages, see below
+index: {use: dense, quantization: {type: binary, oversampling: 4}}  # two stages, see below
 ```
+
+A dense (or multi) index with quantization and `rescore: true` (the default) searches in two
+stages on its one field: the compressed copies (int8 for `scalar`, one bit per dimension for
+`binary`) keep `oversampling` x top_k candidates, which the original vectors then rescore; with
+`rescore: false` the compressed scores are the result.
+
+A multi index with `muvera` adds a dense field `<retriever>~fde-<tag>`: each item's MUVERA
+fixed-dimensional encoding (documents and queries encoded asymmetrically, see `_muvera.py`),
+searched first for `limit` candidates, which exact MaxSim on the token vectors rescores.
 
 A dense index with a `shortlist` searches in two stages: the first `dimensions` of every vector
 (re-normalised for cosine) are a second, smaller field `<retriever>~d<dimensions>` that is
@@ -19,14 +30,18 @@ models lose least; `prism eval` reports the plan's recall against exact full sea
 
 from __future__ import annotations
 
+import json
+import math
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from prismrag.contracts import (
+    Context,
     Distance,
     Encoder,
     Index,
@@ -130,6 +145,15 @@ class _GraphIndex(Index):
             on_disk=p.on_disk,
         )
 
+    def plan(self, fields: Sequence[VectorField], top_k: int) -> SearchPlan:
+        """With quantization and `rescore`: two stages on the main field, the compressed vectors
+        keeping `oversampling` x top_k candidates, then the original vectors rescoring them."""
+        q = _quantization(self.params.quantization)  # type: ignore[attr-defined]
+        if q is None or not q.rescore or self.params.exact:  # type: ignore[attr-defined]
+            return super().plan(fields, top_k)
+        main = fields[0].name
+        return SearchPlan((Stage(main, max(top_k, math.ceil(q.oversampling * top_k))), Stage(main, top_k)))
+
 
 SHORTLIST_SEPARATOR = "~"
 """Between a retriever's name and a derived field's suffix; retriever names cannot hold it."""
@@ -149,6 +173,11 @@ class DenseIndex(_GraphIndex):
         shortlist = self.params.shortlist  # type: ignore[attr-defined]
         if shortlist is None:
             return [main]
+        if main.quantization != "none":
+            raise PluginError(
+                f"{self.where}: a shortlist and quantization cannot be combined (the full vectors "
+                f"rescore the shortlist); choose one: `shortlist` or `quantization`"
+            )
         if shortlist.dimensions >= (main.dimension or 0):
             raise PluginError(
                 f"{self.where}: shortlist.dimensions ({shortlist.dimensions}) must be below the "
@@ -172,13 +201,86 @@ class DenseIndex(_GraphIndex):
         return SearchPlan((Stage(fields[1].name, max(shortlist.limit, top_k)), Stage(fields[0].name, top_k)))
 
 
+class MuveraParams(Params):
+    """A MUVERA fixed-dimensional encoding searched first (repetitions x 2^simhash_bits x
+    projection dimensions, or `final_dimension`), its `limit` candidates rescored by exact MaxSim."""
+
+    repetitions: int = Field(10, ge=1, le=64)
+    simhash_bits: int = Field(4, ge=0, le=8)
+    projection: int | None = Field(8, ge=1)
+    """Inner projection per part (None: the token dimension)."""
+    final_dimension: int | None = Field(None, ge=8)
+    limit: int = Field(500, ge=1, le=100_000)
+    seed: int = 0
+
+
+class MultiIndexParams(DenseParams):
+    muvera: MuveraParams | None = None
+    """Search a MUVERA encoding first (a dense field `<retriever>~fde-<tag>`), then rescore by MaxSim."""
+
+
+FDE_MARK = f"{SHORTLIST_SEPARATOR}fde-"
+"""A MUVERA field is `<retriever>~fde-<crc32 of the encoding's parameters>`: another encoding
+is another field, which the stored layout check turns into a clear re-index message."""
+
+
 class MultiIndex(_GraphIndex):
     name = "multi"
     vector_kind = "multi"
+    Params = MultiIndexParams
     description = (
         "Several vectors per item (e.g. ColBERT tokens, image patches), scored by MaxSim: the sum "
-        "over query vectors of the best match among the item's vectors."
+        "over query vectors of the best match among the item's vectors; optional MUVERA first stage."
     )
+
+    def __init__(self, params: Params | None = None, context: Context | None = None):
+        super().__init__(params, context)
+        self._fde: Any = None
+
+    def _encoding(self, dimension: int) -> Any:
+        from ._muvera import Fde, FdeConfig
+
+        m: MuveraParams = self.params.muvera  # type: ignore[attr-defined]
+        if self._fde is None or self._fde.config.dimension != dimension:
+            self._fde = Fde(FdeConfig(dimension, m.repetitions, m.simhash_bits, m.projection, m.final_dimension, seed=m.seed))
+        return self._fde
+
+    def fields(self, name: str, encoder: Encoder, dimension: int | None) -> list[VectorField]:
+        main = self.field(name, encoder, dimension)
+        if self.params.muvera is None:  # type: ignore[attr-defined]
+            return [main]
+        main = replace(main, hnsw_m=0)  # only rescored: no graph over the token vectors
+        fde = self._encoding(int(main.dimension or 0))
+        key = self.params.muvera.model_dump(exclude={"limit"})  # type: ignore[attr-defined]
+        tag = f"{zlib.crc32(json.dumps(key, sort_keys=True).encode()):08x}"
+        return [main, replace(main, name=f"{name}{FDE_MARK}{tag}", kind="dense", dimension=fde.config.output_dimension,
+                              distance="dot", hnsw_m=self.params.hnsw.m)]  # type: ignore[attr-defined]
+
+    def _matrices(self, field: VectorField, vectors: Vectors) -> list[np.ndarray]:
+        matrices = [np.asarray(m, dtype=np.float32) for m in vectors.matrices]  # type: ignore[union-attr]
+        if self.params.distance in (None, "cosine"):  # type: ignore[attr-defined]
+            matrices = [m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12) for m in matrices]
+        return matrices
+
+    def derive(self, field: VectorField, vectors: Vectors) -> Vectors:
+        if FDE_MARK not in field.name or field.kind != "dense":
+            return vectors
+        return self._encoding(self._token_dim(vectors)).documents(self._matrices(field, vectors))
+
+    def derive_query(self, field: VectorField, vectors: Vectors) -> Vectors:
+        if FDE_MARK not in field.name or field.kind != "dense":
+            return vectors
+        return self._encoding(self._token_dim(vectors)).queries(self._matrices(field, vectors))
+
+    @staticmethod
+    def _token_dim(vectors: Vectors) -> int:
+        return int(np.asarray(vectors.matrices[0]).shape[1])  # type: ignore[union-attr]
+
+    def plan(self, fields: Sequence[VectorField], top_k: int) -> SearchPlan:
+        m = self.params.muvera  # type: ignore[attr-defined]
+        if m is None or len(fields) < 2:
+            return super().plan(fields, top_k)
+        return SearchPlan((Stage(fields[1].name, max(m.limit, top_k)), Stage(fields[0].name, top_k)))
 
 
 class SparseIndex(Index):

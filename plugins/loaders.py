@@ -10,11 +10,9 @@ from __future__ import annotations
 import codecs
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -28,62 +26,16 @@ from prismrag.contracts import (
     MissingDependencyError,
     Modality,
     Params,
-    Span,
     extensions_of,
     hookimpl,
 )
-from prismrag.support import ChunkParams, chunk_text
+from prismrag.support import ChunkParams
 
-from ._files import FileLoader, SourceParams, display, relpath
-
-_TITLE_CHARS = 200
+from ._files import FileLoader, SourceParams, display, relpath, walk
+from ._front_matter import front_matter
+from ._text import MARKDOWN, text_items, text_title, token_counter
 
 # --------------------------------------------------------------------------------- text files
-
-_MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
-_RST_TITLE = re.compile(r"^([^\s].*?)[ \t]*\r?\n([=\-~^\"'`#*+:.<>_])\2{2,}[ \t]*$", re.MULTILINE)
-
-
-def text_title(text: str, path: Path) -> str:
-    """The first heading of a Markdown (outside code fences) or reStructuredText file, else the stem."""
-    suffix = path.suffix.lower()
-    if suffix in (".md", ".markdown"):
-        for m in _MD_HEADING.finditer(text):
-            if text.count("```", 0, m.start()) % 2 == 0:
-                return m.group(1).strip()[:_TITLE_CHARS]
-    elif suffix == ".rst":
-        m = _RST_TITLE.search(text)
-        if m:
-            return m.group(1).strip()[:_TITLE_CHARS]
-    return path.stem
-
-
-def text_items(
-    text: str,
-    item_id: str,
-    chunk: ChunkParams | None,
-    metadata: dict[str, Any],
-    source: str,
-) -> list[Item]:
-    """One item for the whole text, or one per chunk with ids `item_id#n`, parent and span."""
-    if chunk is None:
-        return [Item(item_id, Modality.TEXT, text, metadata, source=source)]
-    items: list[Item] = []
-    for start, end in chunk_text(text, chunk):
-        piece = text[start:end]
-        if piece.strip():
-            items.append(
-                Item(
-                    f"{item_id}#{len(items)}",
-                    Modality.TEXT,
-                    piece,
-                    metadata,
-                    parent_id=item_id,
-                    span=Span(start, end),
-                    source=source,
-                )
-            )
-    return items
 
 
 def _check_encoding(value: str) -> str:
@@ -100,6 +52,11 @@ class TextFilesParams(SourceParams):
         description="How to cut long files into chunks; null keeps each file one item.",
     )
     encoding: str = Field("utf-8", description="The files' text encoding.")
+    front_matter: bool = Field(
+        True,
+        description="Markdown: read YAML front matter (between `---` lines at the top) into metadata "
+        "instead of indexing it as text.",
+    )
 
     _encoding = field_validator("encoding")(_check_encoding)
 
@@ -137,8 +94,62 @@ class TextFilesLoader(FileLoader):
         if not text.strip():
             yield ItemError(where, "file is empty; skipped")
             return
-        meta = {"file": rel, "title": text_title(text, path)}
-        yield from text_items(text, self.params.id_prefix + rel, self.params.chunk, meta, rel)
+        markdown = path.suffix.lower() in MARKDOWN
+        offset, fields = 0, {}
+        if markdown and self.params.front_matter:
+            try:
+                offset, fields, dropped = front_matter(text)
+            except ValueError as exc:
+                yield ItemError(where, f"{exc}; skipped. Fix the YAML, or set `front_matter: false` on this source.")
+                return
+            if dropped:
+                yield ItemError(
+                    where,
+                    f"front matter key(s) {dropped} are written by the engine for every item and were left out "
+                    f"(rename them)",
+                )
+        body = text[offset:]
+        if offset:  # the blank lines between the front matter and the text
+            offset += len(body) - len(body.lstrip())
+            body = text[offset:]
+        if not body.strip():
+            yield ItemError(where, "no text after the front matter; skipped")
+            return
+        meta = {**fields, "file": rel}
+        meta["title"] = str(fields["title"]) if fields.get("title") else text_title(body, path)
+        yield from text_items(
+            body, self.params.id_prefix + rel, self.params.chunk, meta, rel, markdown=markdown, offset=offset,
+            token_starts=token_counter(self.params.chunk, self.context, self._where()),
+        )
+
+    def load(self) -> Iterator[Item | ItemError]:
+        root, files = self.files()
+        for path, _ in files:
+            if path.suffix.lower() in self.extensions:
+                yield from self.load_file(path, root)
+            else:  # the recipe names this one file
+                yield ItemError(self.display(path), self._not_text({path.suffix.lower() or "(no extension)": 1}))
+        if not files and root.is_dir():
+            others = Counter(p.suffix.lower() or "(no extension)" for p, _ in walk(root, self.params.glob, self.params.exclude))
+            if others:
+                yield ItemError(self.display(root), self._not_text(others))
+
+    def _not_text(self, found: Counter[str] | dict[str, int]) -> str:
+        """Why nothing was read: which files are there instead, and which loader reads them."""
+        kinds, claimed = [], False
+        for ext, n in sorted(found.items()):
+            owner = self.context.loader_for_path(Path("x" + ext)) if ext.startswith(".") else None
+            claimed = claimed or owner is not None
+            via = f" (loader {owner.name!r} reads them)" if owner is not None and owner is not type(self) else ""
+            kinds.append(f"{n} {ext} file{'s' if n != 1 else ''}{via}")
+        fix = (
+            "Use `use: files` to read every kind of file with the loader that claims it."
+            if claimed else "Check `path` and `glob`."
+        )
+        return (
+            f"loader {self.name!r} reads only {', '.join(sorted(self.extensions))} files and found none, only "
+            f"{'; '.join(kinds)}. {fix}"
+        )
 
 
 # -------------------------------------------------------------------------------- JSONL / BEIR
@@ -201,6 +212,7 @@ class JsonlLoader(Loader):
             )
         shown = display(self.context, path)
         skip = set(p.text_fields) | RESERVED_PAYLOAD_KEYS
+        tokens = token_counter(p.chunk, self.context, self.context.where or f"loader {self.name!r}")
         seen: dict[str, int] = {}
         with path.open("rb") as fh:
             for lineno, line in enumerate(fh, 1):
@@ -258,7 +270,7 @@ class JsonlLoader(Loader):
                     }
                 else:
                     meta = {k: record[k] for k in p.metadata_fields if k in record}
-                yield from text_items(text, item_id, p.chunk, meta, f"{shown}#{item_id}")
+                yield from text_items(text, item_id, p.chunk, meta, f"{shown}#{item_id}", token_starts=tokens)
 
 
 class BeirParams(Params):

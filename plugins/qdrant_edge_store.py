@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -53,7 +54,9 @@ from prismrag.contracts import (
     hookimpl,
     point_uuid,
 )
+from prismrag.support import FolderLock
 
+from ._edge_files import damaged_files, mapped_gaps
 from ._qdrant import (
     SCROLL_PAGE,
     batch_points,
@@ -71,10 +74,13 @@ from ._qdrant import (
     scored,
     scroll_manifest,
     stage_exact,
+    stage_quantization,
     stored_points,
     write_json_atomic,
 )
+from ._space import MARGIN, WRITE_FACTOR, batch_bytes, free_bytes, require_space
 
+log = logging.getLogger("prismrag.store")
 META_FILE = "prism-meta.json"
 SHARD_DIR = "shard"
 UPSERT_CHUNK = 1024
@@ -97,12 +103,20 @@ def _edge_condition(op: str, key: str, value: Any) -> Any:
         return qe.FieldCondition(key, range=qe.RangeFloat(**value))
     if op == "datetime":
         return qe.FieldCondition(key, range=qe.RangeDateTime(**value))
+    if op == "prefix":
+        return qe.FieldCondition(key, match=qe.MatchPrefix(value))
+    if op == "substring":
+        return qe.FieldCondition(key, match=qe.MatchSubstring(value))
+    if op == "empty":
+        return qe.IsEmptyCondition(key)
     return qe.IsNullCondition(key)
 
 
 def _payload_schema(op: str, value: Any) -> Any:
     """The payload index type that serves a condition, judged by its value; None if unclear."""
-    if op == "in":
+    if op == "exists":
+        return None  # its value says present or not, nothing of the field's type
+    if op in ("in", "not_in"):
         values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
         if not values or len({type(v) for v in values}) != 1:
             return None
@@ -152,6 +166,7 @@ class QdrantEdgeStore(Store):
         self._dirty = False
         self._indexed: set[str] = set()
         self._lock = threading.RLock()
+        self._folder_lock = FolderLock(self.root, f"index of recipe {self.context.recipe!r}")
 
     # -------------------------------------------------------------- lifecycle
 
@@ -179,7 +194,13 @@ class QdrantEdgeStore(Store):
                 memory=qe.Memory.Cold if f.on_disk else None,
             )
         p: QdrantEdgeParams = self.params  # type: ignore[assignment]
-        return qe.EdgeConfig(vectors=vectors, sparse_vectors=sparse, max_search_threads=p.max_search_threads)
+        # Edge builds scalar-quantized copies only when it optimizes a segment past the indexing
+        # threshold (10 MB by default): with quantization asked for, every segment qualifies.
+        quantized = any(f.quantization != "none" for f in fields.values() if f.kind != "sparse")
+        optimizers = qe.EdgeOptimizersConfig(indexing_threshold=1) if quantized else None
+        return qe.EdgeConfig(
+            vectors=vectors, sparse_vectors=sparse, max_search_threads=p.max_search_threads, optimizers=optimizers
+        )
 
     def _stored_layout(self) -> dict[str, dict[str, Any]] | None:
         """The layout recorded in the shard's own config file, or None if it cannot be read."""
@@ -198,6 +219,25 @@ class QdrantEdgeStore(Store):
             out[name] = {"kind": "sparse", "idf": str(v.get("modifier") or "").lower() == "idf"}
         return out
 
+    def claim(self) -> None:
+        """Refuse a folder the store did not make, then lock it (before the engine opens a file)."""
+        with self._lock:
+            if self._folder_lock.held:
+                return
+            if self.root.is_dir() and not self.root.is_symlink():
+                made = (self.meta_path, self._folder_lock.path, self.shard_dir / "edge_config.json", self.shard_dir / "wal")
+                entries = sorted(p.name for p in self.root.iterdir())
+                if entries and not any(p.exists() for p in made):
+                    shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+                    raise PrismError(
+                        f"{self.root}: store `path` names a folder that holds files of its own ({shown}) and "
+                        f"is not a prismrag index. Point `store.path` at a new or empty folder; nothing there "
+                        f"was changed."
+                    )
+            elif self.root.exists():
+                raise PrismError(f"{self.root}: store `path` exists and is not a folder; choose another path")
+            self._folder_lock.acquire()
+
     def open(self, fields: Sequence[VectorField]) -> None:
         with self._lock:
             wanted = check_fields(fields, self.name)
@@ -205,8 +245,18 @@ class QdrantEdgeStore(Store):
                 if wanted == self.fields:
                     return
                 self.close()
+            self.claim()
             config = self._config(wanted)
             exists = (self.shard_dir / "edge_config.json").exists() or (self.shard_dir / "segments").exists()
+            if exists:
+                damaged = damaged_files(self.shard_dir)
+                if damaged:  # a mismatch of a kind: what is stored cannot be read; a rebuild replaces it
+                    raise IndexMismatchError(
+                        f"{self.root}: the index is damaged: " + "; ".join(damaged[:5]) + ". Run `prism ingest "
+                        "RECIPE --rebuild` to re-index (the embedding cache makes it quick), or restore the folder."
+                    )
+                require_space(self.root, mapped_gaps(self.shard_dir), "opening the index (the engine maps the "
+                              "vector chunks of its unoptimized segment in full)")
             try:
                 if exists:
                     stored = self._stored_layout()
@@ -243,22 +293,36 @@ class QdrantEdgeStore(Store):
         with self._lock:
             shard = self._need()
             self._dirty = False
-            return bool(shard.optimize())
+            return bool(shard.optimize()) if self._room_to_optimize() else False
+
+    def _room_to_optimize(self) -> bool:
+        """Whether the disk can take a rewrite of the segments (an optimize on a full disk dies
+        with SIGBUS); when not, say so: searches work without it, only slower."""
+        per_point = sum(4 * (f.dimension or 256) if f.kind != "sparse" else 1024 for f in self.fields.values())
+        need = int(self._shard.info().points_count) * (2 * per_point + 4096)
+        if free_bytes(self.root) >= need + MARGIN:
+            return True
+        log.warning("%s: too little free disk space to build the search index (needs about %.1f MB); searches "
+                    "still work, by brute force. Free some space and the next write builds it.", self.root, need / 1e6)
+        return False
 
     def close(self) -> None:
         with self._lock:
             if self._shard is None:
+                self._folder_lock.release()
                 return
             try:
-                if self._dirty:
+                if self._dirty and self._room_to_optimize():
                     self._shard.optimize()
                 self._shard.flush()
             finally:
                 self._shard.close()
                 self._shard, self._dirty = None, False
+                self._folder_lock.release()
 
     def drop(self) -> None:
         with self._lock:
+            self.claim()
             if self._shard is not None:
                 self._shard.close()
                 self._shard, self._dirty = None, False
@@ -277,6 +341,7 @@ class QdrantEdgeStore(Store):
 
     def upsert(self, batch: PointBatch) -> None:
         shard = self._need()
+        require_space(self.root, WRITE_FACTOR * batch_bytes(batch.vectors, batch.payloads), f"storing {len(batch.ids)} points")
         points = [qe.Point(uid, vectors, payload) for uid, vectors, payload in batch_points(batch, self.fields, qe.SparseVector)]
         n = len(points)
         try:
@@ -298,13 +363,12 @@ class QdrantEdgeStore(Store):
 
     # -------------------------------------------------------------- reads
 
-    def _search_params(self, field: VectorField, exact: bool) -> Any:
-        key = (field.name, exact)
+    def _search_params(self, field: VectorField, exact: bool, handoff: bool = False) -> Any:
+        key = (field.name, exact, handoff)
         params = self._params.get(key)
         if params is None:
-            quant = None
-            if field.quantization != "none":
-                quant = qe.QuantizationSearchParams(rescore=field.rescore, oversampling=field.oversampling)
+            quant = stage_quantization(field, exact, handoff)
+            quant = qe.QuantizationSearchParams(**quant) if quant else None
             params = qe.SearchParams(hnsw_ef=field.search_ef, exact=exact, quantization=quant)
             self._params[key] = params
         return params
@@ -337,7 +401,8 @@ class QdrantEdgeStore(Store):
             f = self._field(stage.field)
             return qe.Prefetch(
                 limit=int(stage.limit), query=qe.Query.Nearest(rows[stage.field], using=stage.field), prefetches=inner,
-                params=self._search_params(f, stage_exact(stage, f, exact, first)), filter=edge_filter if first else None,
+                params=self._search_params(f, stage_exact(stage, f, exact, first), handoff=True),
+                filter=edge_filter if first else None,
             )
 
         requests = []
@@ -349,7 +414,7 @@ class QdrantEdgeStore(Store):
                 query=qe.Query.Nearest(rows[last.field], using=last.field),
                 prefetches=prefetch_chain(plan.stages[: n - 1], prefetch),
                 filter=edge_filter,
-                params=self._search_params(f, stage_exact(last, f, exact, n == 1)),
+                params=self._search_params(f, stage_exact(last, f, exact, n == 1), handoff=n < len(plan.stages)),
                 with_payload=[ID_KEY],
             ))
         try:
@@ -398,7 +463,10 @@ class QdrantEdgeStore(Store):
             raise PrismError(f"{self.meta_path}: unreadable metadata record ({exc}); rebuild the index") from exc
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
-        write_json_atomic(self.meta_path, meta)
+        try:
+            write_json_atomic(self.meta_path, meta)
+        except OSError as exc:  # e.g. a full or read-only disk: the old record stays whole
+            raise PrismError(f"{self.meta_path}: cannot write the metadata record ({exc.strerror or exc})") from exc
 
     def info(self) -> StoreInfo:
         shard = self._need()

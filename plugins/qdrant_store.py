@@ -283,13 +283,12 @@ class QdrantStore(Store):
 
     # -------------------------------------------------------------- reads
 
-    def _search_params(self, f: VectorField, exact: bool) -> Any:
-        key = (f.name, exact)
+    def _search_params(self, f: VectorField, exact: bool, handoff: bool = False) -> Any:
+        key = (f.name, exact, handoff)
         if key not in self._params:
             m = _models()
-            quant = None
-            if f.quantization != "none":
-                quant = m.QuantizationSearchParams(rescore=f.rescore, oversampling=f.oversampling)
+            quant = shared.stage_quantization(f, exact, handoff)
+            quant = m.QuantizationSearchParams(**quant) if quant else None
             self._params[key] = m.SearchParams(hnsw_ef=f.search_ef, exact=exact, quantization=quant)
         return self._params[key]
 
@@ -304,6 +303,12 @@ class QdrantStore(Store):
             return m.FieldCondition(key=key, range=m.Range(**value))
         if op == "datetime":
             return m.FieldCondition(key=key, range=m.DatetimeRange(**value))
+        if op == "prefix":
+            return m.FieldCondition(key=key, match=m.MatchPrefix(prefix=value))
+        if op == "substring":
+            return m.FieldCondition(key=key, match=m.MatchSubstring(substring=value))
+        if op == "empty":
+            return m.IsEmptyCondition(is_empty=m.PayloadField(key=key))
         return m.IsNullCondition(is_null=m.PayloadField(key=key))
 
     @staticmethod
@@ -331,14 +336,14 @@ class QdrantStore(Store):
             rows[name] = row
         qf = shared.build_filter(shared.filter_plan(flt), self._condition, self._filter) if flt and flt.conditions else None
 
-        def params(stage: Stage, first: bool) -> Any:
+        def params(stage: Stage, first: bool, handoff: bool) -> Any:
             f = self._field(stage.field)
-            return None if self.local else self._search_params(f, shared.stage_exact(stage, f, exact, first))
+            return None if self.local else self._search_params(f, shared.stage_exact(stage, f, exact, first), handoff)
 
         def prefetch(stage: Stage, inner: list[Any] | None, first: bool) -> Any:
             return m.Prefetch(
                 query=rows[stage.field], using=stage.field, limit=int(stage.limit), prefetch=inner,
-                params=params(stage, first), filter=qf if first else None,
+                params=params(stage, first, True), filter=qf if first else None,
             )
 
         requests = []
@@ -346,7 +351,7 @@ class QdrantStore(Store):
             last = plan.stages[n - 1]
             requests.append(m.QueryRequest(
                 query=rows[last.field], using=last.field, limit=int(last.limit), filter=qf,
-                prefetch=shared.prefetch_chain(plan.stages[: n - 1], prefetch), params=params(last, n == 1),
+                prefetch=shared.prefetch_chain(plan.stages[: n - 1], prefetch), params=params(last, n == 1, n < len(plan.stages)),
                 with_payload=[ID_KEY], with_vector=False,
             ))
         try:

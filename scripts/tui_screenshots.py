@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts" / "bench"))
 from tui_latency import temp_recipe  # noqa: E402
 
-SIZE = (120, 40)
+SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 
 
 async def until(pilot, condition, timeout: float = 60.0) -> None:  # noqa: ANN001
@@ -35,18 +35,18 @@ async def until(pilot, condition, timeout: float = 60.0) -> None:  # noqa: ANN00
         await pilot.pause(0.05)
 
 
-async def shoot(recipe: Path, data: Path | None, out: Path, light: bool) -> list[Path]:
+async def shoot(recipe: Path, data: Path | None, out: Path, light: bool, size: str) -> list[Path]:
     from prismrag.tui.app import PrismApp
 
-    theme = "light" if light else "dark"
+    theme = ("light" if light else "dark") + "-" + size
     app = PrismApp(recipe, recipes_dir=ROOT / "recipes", light=light)
     saved: list[Path] = []
 
     def save(name: str) -> None:
         saved.append(Path(app.save_screenshot(filename=f"{name}-{theme}.svg", path=str(out))))
 
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.engine_ready)
+    async with app.run_test(size=SIZES[size]) as pilot:
+        await until(pilot, lambda: app.engine_ready and type(app.screen).__name__ == "SearchScreen")
         screen = app.screen
         screen.query_one("#query").value = "how do I write a plugin"
         await until(pilot, lambda: len(getattr(screen, "_hits", [])) > 0)
@@ -78,10 +78,20 @@ async def shoot(recipe: Path, data: Path | None, out: Path, light: bool) -> list
     return saved
 
 
+def faithful(svg: str) -> str:
+    """The SVG as rsvg-convert draws it cell for cell. Textual writes spaces as no-break spaces;
+    rsvg drops those that open a text run and then stretches the run to its textLength, so a
+    bold id seemed glued to the next column (`cats2`, `README.md#14score`) in the PNG although
+    the terminal shows the gap. Plain spaces with xml:space="preserve" keep every cell."""
+    return svg.replace("&#160;", " ").replace("<svg ", '<svg xml:space="preserve" ', 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "prism-shots")
     parser.add_argument("--data", type=Path, default=None, help="a small BEIR folder for the eval screen")
+    parser.add_argument("--size", choices=[*SIZES, "all"], default="all", help="terminal size (default: both)")
+    parser.add_argument("--theme", choices=["dark", "light", "both"], default="both")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -93,12 +103,16 @@ def main() -> int:
         with prismrag.load_recipe(recipe) as engine:
             engine.ingest()
         saved = []
-        for light in (False, True):
-            saved += asyncio.run(shoot(recipe, args.data, args.out, light))
+        sizes = list(SIZES) if args.size == "all" else [args.size]
+        themes = [False, True] if args.theme == "both" else [args.theme == "light"]
+        for size in sizes:
+            for light in themes:
+                saved += asyncio.run(shoot(recipe, args.data, args.out, light, size))
     converter = shutil.which("rsvg-convert")
     for svg in saved:
         if converter:
-            subprocess.run([converter, "-w", "1400", str(svg), "-o", str(svg.with_suffix(".png"))], check=True)
+            subprocess.run([converter, "-w", "1400", "-o", str(svg.with_suffix(".png"))],
+                           input=faithful(svg.read_text(encoding="utf-8")).encode(), check=True)
         print(svg.with_suffix(".png") if converter else svg)
     return 0
 

@@ -16,10 +16,10 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("contracts", {"contracts", "hookspecs"}),
     ("support", {"support", "components", "models", "_compat", "chunking"}),
     ("registry", {"registry"}),
-    ("recipe", {"recipe", "filters"}),
-    ("engine", {"engine", "collection", "concurrency", "ingest", "search", "query", "explain", "cache", "progress"}),
-    ("eval", {"evaluation", "metrics", "datasets", "compare"}),
-    ("front ends", {"cli", "eval_cli", "reference", "tui", "testing", "__init__"}),
+    ("recipe", {"recipe", "recipe_files", "filters"}),
+    ("engine", {"engine", "collection", "concurrency", "ingest", "items", "search", "query", "explain", "cache", "progress"}),
+    ("eval", {"evaluation", "metrics", "datasets", "compare", "plan_recall", "tune", "tune_space", "tune_fast", "tune_report", "recipe_writer"}),
+    ("front ends", {"cli", "eval_cli", "tune_cli", "items_cli", "reference", "tui", "server", "testing", "__init__"}),
 ]
 PLUGIN_ALLOWED = {"prismrag", "prismrag.contracts", "prismrag.support"}
 """What a built-in plugin may import from prismrag (besides `prismrag.plugins._*` helpers)."""

@@ -113,3 +113,92 @@ def test_third_party_plugin_installed_with_pip_is_discovered_and_used(tmp_path):
     out = subprocess.run([PRISM, "search", str(recipe), "apple orchard", "--json"], env=env,
                          capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)[0]["id"] == "a.md#0"
+
+
+def test_query_that_names_a_file_explicit_modality_and_missing_media(tmp_path, capsys, monkeypatch):
+    """Issue 15 item 10: an explicit text modality wins over a file of that name; a query read
+    from a file says so; a media file name that does not exist is an error, not a text search."""
+    recipe = bm25_recipe(tmp_path)
+    assert main(["ingest", str(recipe), "--quiet"]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rivers").write_text("apples orchards")  # a file whose name is also a query word
+    assert main(["search", str(recipe), "rivers", "--modality", "text", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["id"] == "b.md#0" and "read from the file" not in captured.err
+
+    (tmp_path / "question.txt").write_text("apples orchards")
+    assert main(["search", str(recipe), "question.txt", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["id"] == "a.md#0"
+    assert "query: read from the file question.txt" in captured.err
+
+    assert main(["search", str(recipe), "photo.jpg"]) == 2
+    err = capsys.readouterr().err
+    assert "no file named 'photo.jpg'" in err and "image" in err and "--modality text" in err
+    assert main(["search", str(recipe), "photo.jpg", "--modality", "text", "--json"]) == 0  # the words, on request
+    assert main(["search", str(recipe), "gone.wav", "--modality", "audio"]) == 2
+    assert "audio queries need a file or bytes" in capsys.readouterr().err
+
+
+def test_weights_option_and_argument_help(tmp_path, capsys):
+    """Issue 15 item 13: `--weight` on the CLI; no positional argument or `--top-k` without help."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Apples\n\nApples grow on trees in orchards.")
+    (docs / "b.md").write_text("# Rivers\n\nRivers flow into the sea through deltas.")
+    recipe = tmp_path / "two.yaml"
+    recipe.write_text(textwrap.dedent("""\
+        name: two
+        store: {use: qdrant-edge, path: store}
+        sources: [{use: text-files, path: docs}]
+        retrievers:
+          kw: {encoder: {use: bm25}}
+          kw2: {encoder: {use: bm25}}
+        fusion: {use: rrf}
+        """))
+    assert main(["ingest", str(recipe), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["search", str(recipe), "rivers", "--weight", "kw=0", "--weight", "kw2=2", "--json"]) == 0
+    contributions = json.loads(capsys.readouterr().out)[0]["provenance"]["fusion"]["contributions"]
+    assert contributions["kw"] == 0.0 and contributions["kw2"] > 0
+    assert main(["search", str(recipe), "rivers", "--weight", "kw"]) == 2
+    assert "expected RETRIEVER=NUMBER" in capsys.readouterr().err
+    assert main(["search", str(recipe), "rivers", "--weight", "nope=1"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+    from prismrag.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if action.dest in ("help",):
+                continue
+            if not action.option_strings or action.dest == "top_k":
+                assert action.help, f"`prism {name}` argument {action.dest!r} has no help"
+
+
+def test_a_closed_pipe_ends_quietly():
+    """Issue 15 item 13: `prism plugins --json | head` ended in a BrokenPipeError traceback."""
+    code = (
+        "import os, sys\n"
+        "r, w = os.pipe(); os.close(r)\n"  # a reader that is already gone
+        "os.dup2(w, 1)\n"
+        "from prismrag.cli import main\n"
+        "sys.exit(main(['plugins', '--json']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141
+
+
+def test_shell_completion_script(capsys):
+    """Issue 15 item 13: shell completion."""
+    assert main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    assert "_shtab_prism" in script and "search" in script and "--top-k" in script and "eval" in script
+    proc = subprocess.run(["bash", "-c", f'eval "$({PRISM} completion bash)" && complete -p prism'],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "_shtab_prism prism" in proc.stdout, proc.stderr
+    assert main(["completion", "zsh"]) == 0 and "#compdef prism" in capsys.readouterr().out

@@ -165,8 +165,11 @@ def test_changed_encoder_params_are_refused(corpus, registry):
     engine.close()
     path = write_recipe(corpus)
     path.write_text(path.read_text().replace("dimension: 512", "dimension: 512, salt: x"))
-    with pytest.raises(IndexMismatchError, match="another encoder"):
+    with pytest.raises(IndexMismatchError) as err:
         prismrag.load_recipe(path, registry=registry).search("dogs")
+    # issue 15 item 11: which retriever, which parameter, old and new value, and the recipe file
+    message = str(err.value)
+    assert "dense: salt '' → 'x'" in message and f"prism ingest {path} --rebuild" in message
 
 
 def test_empty_corpus_is_an_error_and_changes_nothing(corpus, registry):

@@ -70,6 +70,18 @@ def test_labelled_image_folder_end_to_end(tmp_path, registry):
     assert sorted(q.text for q in by_label.queries) == sorted(COLORS)
 
 
+def test_leave_one_out_queries_every_item_and_drops_its_own_hit(tmp_path, registry):
+    """Issue 11: shape-to-shape retrieval by class, leave-one-out, through `prism eval`."""
+    recipe = write_recipe(tmp_path, "img", HASH_RETRIEVER % 512)
+    ds = load_dataset(write_images(tmp_path, with_split=False), queries="leave-one-out")
+    assert len(ds.items) == len(ds.queries) == 5 * len(COLORS)  # everything indexed, everything asked
+    assert all(q.exclude == q.id and q.id not in ds.qrels[q.id] and len(ds.qrels[q.id]) == 4 for q in ds.queries)
+    report = evaluate(recipe, ds, registry=registry, depth=10)
+    assert all(q.id not in dict(q.ranking) for q in report.queries)  # its own item is never its answer
+    assert all(len(q.ranking) == 10 for q in report.queries)  # still `depth` results
+    assert report.metrics["MAP@100"] > 0.9  # same colour, same pixel bytes
+
+
 def test_recipe_that_cannot_take_the_queries_is_a_clear_error(tmp_path, registry):
     recipe = write_recipe(tmp_path, "kw", "keywords: {encoder: {use: bm25}}\n")
     images = load_dataset(write_images(tmp_path), queries="example")
@@ -184,3 +196,27 @@ def test_eval_moves_the_store_and_keeps_its_tuning(tmp_path):
     server.write_text("name: s\nstore: {use: qdrant, url: 'http://db:6333', api_key: k, timeout: 30, shards: 2}\n"
                       "retrievers:\n  keywords: {encoder: {use: bm25}}\n")
     assert store_override(server, tmp_path / "t") == {"use": "qdrant", "timeout": 30, "path": str(tmp_path / "t")}
+
+
+def test_the_star_and_the_interval_agree():
+    """Issue 15 item 12: `+0.0411 [-0.0001, +0.0752] 0.0295*` starred a difference whose
+    interval included zero. The interval now inverts the same test."""
+    from prismrag.compare import SignFlips
+
+    rng = np.random.default_rng(7)
+    disagreements, starred = 0, 0
+    for trial in range(200):
+        n = int(rng.integers(5, 80))
+        diffs = rng.normal(rng.uniform(-0.05, 0.05), rng.uniform(0.01, 0.3), n)
+        diffs[rng.random(n) < 0.3] = 0.0  # ties, as per-query metrics have
+        test = SignFlips(diffs, 2000, seed=trial)
+        p = test.p_value()
+        lo, hi = test.interval()
+        assert lo <= diffs.mean() <= hi
+        starred += p < 0.05
+        disagreements += (p < 0.05) == (lo <= 0.0 <= hi)
+    assert disagreements == 0 and 20 < starred < 180
+    # the case of the report: a borderline difference
+    d = SignFlips(np.r_[np.full(12, 0.1), np.full(8, -0.05), np.zeros(5)], 10_000)
+    lo, hi = d.interval()
+    assert (d.p_value() < 0.05) == (not lo <= 0 <= hi)

@@ -172,7 +172,7 @@ def test_text_files_ids_parents_spans_and_metadata(tmp_path: Path) -> None:
     for item in guide:
         assert item.modality is Modality.TEXT
         assert item.span is not None and item.text == LONG_MD[item.span.start : item.span.end]
-        assert item.metadata == {"file": "guide.md", "title": "Getting started"}
+        assert item.metadata == {"file": "guide.md", "title": "Getting started", "headings": ["Getting started"]}
         assert item.source == "guide.md"
         assert not RESERVED_PAYLOAD_KEYS.intersection(item.metadata)
     titles = {i.metadata["file"]: i.metadata["title"] for i in items}
@@ -249,9 +249,10 @@ def test_missing_path_raises_ingest_error(tmp_path: Path) -> None:
         assert "sources[0]" in str(info.value)
 
 
-def test_folder_without_matching_files_yields_nothing(tmp_path: Path) -> None:
+def test_folder_without_matching_files_says_what_it_found_instead(tmp_path: Path) -> None:
     write(tmp_path, "src/code.py", "x = 1")
-    assert load(L.TextFilesLoader, tmp_path, path="src") == []
+    (err,) = load(L.TextFilesLoader, tmp_path, path="src")
+    assert "found none, only 1 .py file. Check `path` and `glob`" in str(err)
 
 
 # --------------------------------------------------------------------------------------- jsonl

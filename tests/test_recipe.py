@@ -124,3 +124,30 @@ def test_shipped_recipes_validate():
     for path in sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml")):
         spec, source, base = load_recipe_spec(path)
         build_recipe(spec, source, base, Registry())
+
+
+def test_every_problem_in_one_run_structure_and_components(tmp_path, registry):
+    """Issue 15 item 9: wrong field names came in two rounds (structure first, then components)."""
+    text = GOOD.replace("name: ok", "name: ok\nserch: {top_k: 3}").replace(
+        "{use: hash, dimension: 16}", "{use: hash, dimensoin: 16}").replace("{use: rrf, k: 60,", "{use: rrf, kk: 60,")
+    msg = errors(tmp_path, text, registry)
+    assert "serch" in msg  # the structure
+    assert "retrievers.dense.encoder.dimensoin" in msg and "fusion.kk" in msg  # and every component, at once
+    from prismrag.cli import main
+
+    path = tmp_path / "recipe.yaml"
+    assert main(["validate", str(path)]) == 2
+
+
+def test_a_source_no_retriever_embeds_is_a_problem(tmp_path, registry):
+    """Issue 15 item 9: validate said ok, then ingest stored 0 points with a warning per file."""
+    text = """\
+        name: pics
+        sources:
+          - {use: images, path: photos}
+        retrievers:
+          keywords:
+            encoder: {use: bm25}
+        """
+    msg = errors(tmp_path, text, registry)
+    assert "sources[0].use" in msg and "'images' yields image items" in msg and "embed: text" in msg

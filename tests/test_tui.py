@@ -222,7 +222,7 @@ async def test_ingest_screen_progress_errors_cancel_and_resume(tmp_path: Path):
     write_corpus(tmp_path, docs)
     (tmp_path / "docs" / "empty.md").write_text("")
     recipe = write_recipe(tmp_path, rerank=False, extra="ingest: {batch_size: 2, cache: false}\n")
-    recipe.write_text(recipe.read_text().replace('salt: "w"}', 'salt: "w", delay: 0.15}'))
+    recipe.write_text(recipe.read_text().replace('salt: "w"}', 'salt: "w", delay: 0.4}'))  # time to cancel on a busy machine
     registry = make_registry()
     app = PrismApp(recipe, registry=registry, warm_up=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -245,7 +245,18 @@ async def test_ingest_screen_progress_errors_cancel_and_resume(tmp_path: Path):
         assert app.engine.store.info().points == 12
         errors = rows(screen.query_one("#ingest-errors"))
         assert errors == [["../docs/empty.md", "file is empty; skipped"]]
+        assert screen.query_one("#ingest-errors").display
         assert "items/s" in text(screen._rows["encode"].query_one(".stage-count"))
+
+        # a no-op ingest: no "0.0 items/s" (issue 14 item 6)
+        (tmp_path / "docs" / "empty.md").unlink()
+        await pilot.press("i")
+        await wait_for(pilot, lambda: not screen._ingesting and "done" in text(screen.query_one("#ingest-summary")),
+                       timeout=20)
+        summary = text(screen.query_one("#ingest-summary"))
+        assert "12 unchanged" in summary and "items/s" not in summary and "no errors" in summary
+        assert not screen.query_one("#ingest-errors").display
+        assert "nothing to do" in text(screen._rows["encode"].query_one(".stage-count"))
 
 
 async def test_plugins_screen_lists_components_and_load_errors(tmp_path: Path):
@@ -357,3 +368,120 @@ async def test_switching_recipes_with_the_same_retriever_names_rebuilds_the_weig
         screen.query_one("#w-words").value = "0.5"
         await type_text(pilot, "owls")
         await wait_for(pilot, lambda: screen._request is not None and screen._request.weights == {"dense": 1.0, "words": 0.5})
+
+
+def _inside(widget, screen) -> bool:
+    """The widget is laid out wholly on screen (not pushed off the right or bottom edge)."""
+    region, area = widget.region, screen.region
+    return region.width > 0 and region.right <= area.right and region.bottom <= area.bottom
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_every_control_is_usable_at_80x24_and_120x40(animals, tmp_path: Path, size):
+    """Issue 15 items 15 and 16: at 80x24 the keywords weight box and F5's Run button were off
+    screen, snippets 8 characters wide, the F2 retriever table one letter per line; at 120x40 the
+    max-docs box showed 50 after typing 150."""
+    recipe, registry = animals
+    app = PrismApp(recipe, registry=registry, recipes_dir=recipe.parent, warm_up=False)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SearchScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.query(".weight")) == 2)
+        await type_text(pilot, "owls")
+        await wait_for(pilot, lambda: screen.query_one("#hits").row_count == 5)
+        for widget in (*screen.query(".weight"), screen.query_one("#filter"), screen.query_one("#top-k"),
+                       screen.query_one("#hits"), screen.query_one("#detail")):
+            assert _inside(widget, screen), widget
+        snippet_column = screen.query_one("#hits").ordered_columns[-1]
+        assert snippet_column.get_render_width(screen.query_one("#hits")) >= 30
+
+        await pilot.press("f2")
+        summary = text(app.screen.query_one("#recipe-summary"))
+        assert "dense  top k 20" in summary and "encoder hash  dimension=256" in summary
+
+        await pilot.press("f5")
+        ev = app.screen
+        for widget in (ev.query_one("#eval-run"), ev.query_one("#eval-limit"), ev.query_one("#eval-other")):
+            assert _inside(widget, ev), widget
+        limit = ev.query_one("#eval-limit")
+        limit.focus()
+        await type_text(pilot, "150")
+        assert limit.value == "150" and limit.content_region.width >= 7  # room for the digits and the cursor
+
+
+async def test_enter_opens_a_hit_in_full_and_copies_its_id(animals):
+    """Issue 15 item 17: Enter on a hit opens a full view (all text and payload, copy id or text)."""
+    from prismrag.tui.dialogs import HitScreen
+
+    recipe, registry = animals
+    app = PrismApp(recipe, registry=registry, warm_up=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await type_text(pilot, "owls")
+        await wait_for(pilot, lambda: screen.query_one("#hits").row_count == 5)
+        await pilot.press("ctrl+r", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, HitScreen))
+        view = app.screen
+        assert view.hit.id == screen._hits[0].id
+        body = text(view.query_one("#hit-content"))
+        assert "why it ranked" in body and "Owls hunt at night" in body and "file" in body
+        assert view.copied("id") == view.hit.id and "Owls hunt at night" in view.copied("text")
+        await pilot.press("i")
+        assert app.clipboard == view.hit.id
+        await pilot.press("escape")
+        assert app.screen is screen
+
+
+async def test_recipe_screen_marks_and_highlights_the_loaded_recipe(animals, tmp_path: Path):
+    """Issue 15 item 17: F2 highlights the loaded recipe, also after another one was loaded."""
+    recipe, registry = animals
+    other = write_recipe(tmp_path, "beasts", salt="b")
+    app = PrismApp(recipe, registry=registry, recipes_dir=recipe.parent, warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_recipe(other)
+        await pilot.press("f2")
+        options = app.screen.query_one("#recipe-list")
+        highlighted = options.get_option_at_index(options.highlighted)
+        assert Path(highlighted.id).resolve() == other.resolve()
+        assert str(highlighted.prompt).startswith("● ")
+        marked = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert sum(m.startswith("● ") for m in marked) == 1
+
+
+async def test_eval_checks_the_second_recipe_and_asks_before_a_whole_large_corpus(tmp_path: Path):
+    """Issue 15 item 17: a mistyped "vs recipe" is reported before recipe A runs; a corpus over
+    ASK_ABOVE documents without max docs asks first."""
+    from prismrag.tui.dialogs import ConfirmScreen
+
+    data = write_beir(tmp_path)
+    a = write_recipe(tmp_path, "alpha", rerank=False)
+    app = PrismApp(a, registry=make_registry(), warm_up=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        screen = app.screen
+        screen.query_one("#eval-data").value = str(data)
+        screen.query_one("#eval-other").value = str(tmp_path / "recipes" / "betta.yaml")
+        await pilot.press("ctrl+g")
+        assert screen.tracker is None and "vs recipe: no such file" in text(screen.query_one("#eval-status"))
+        broken = tmp_path / "recipes" / "broken.yaml"
+        broken.write_text("name: broken\nretrievers: {x: {encoder: {use: nosuch}}}\n")
+        screen.query_one("#eval-other").value = str(broken)
+        await pilot.press("ctrl+g")
+        assert screen.tracker is None and "nosuch" in text(screen.query_one("#eval-status"))
+
+        screen.query_one("#eval-other").value = ""
+        screen.ASK_ABOVE = 3  # the toy corpus has 6 documents
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "has 6 documents" in str(app.screen.question)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is screen and screen.tracker is None and screen.outcome is None
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.outcome is not None, timeout=30)
+        screen.query_one("#eval-limit").value = "2"  # a limit never asks
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)

@@ -1,4 +1,5 @@
-"""SVG snapshots (pytest-textual-snapshot) of the search, eval and plugins screens at 120x40.
+"""SVG snapshots (pytest-textual-snapshot) of the search, recipe, eval and plugins screens at 80x24
+(the default terminal) and 120x40.
 
 Deterministic: the hash test encoder, fixed corpus and file names, timings and versions hidden.
 Update after an intended change with `pytest tests/test_tui_snapshots.py --snapshot-update`.
@@ -23,7 +24,7 @@ from prismrag.tui.app import PrismApp  # noqa: E402
 from prismrag.tui.eval_screen import EvalScreen  # noqa: E402
 from prismrag.tui.search_screen import SearchScreen  # noqa: E402
 
-SIZE = (120, 40)
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +40,8 @@ async def _until(pilot, condition, timeout: float = 60.0) -> None:
         await pilot.pause(0.02)
 
 
-def test_search_screen_with_results_and_detail(snap_compare, tmp_path: Path, monkeypatch):
+@SIZES
+def test_search_screen_with_results_and_detail(snap_compare, tmp_path: Path, monkeypatch, size):
     monkeypatch.chdir(tmp_path)
     write_corpus(tmp_path)
     recipe = write_recipe(tmp_path)
@@ -62,10 +64,11 @@ def test_search_screen_with_results_and_detail(snap_compare, tmp_path: Path, mon
         await _until(pilot, lambda: app.screen is screen and len(app.screen.query(".weight")) == 2)
         await pilot.wait_for_scheduled_animations()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_eval_screen_comparing_two_recipes(snap_compare, tmp_path: Path, monkeypatch):
+@SIZES
+def test_eval_screen_comparing_two_recipes(snap_compare, tmp_path: Path, monkeypatch, size):
     monkeypatch.chdir(tmp_path)
     data = write_beir(tmp_path)
     a = write_recipe(tmp_path, "alpha", rerank=False)
@@ -83,10 +86,11 @@ def test_eval_screen_comparing_two_recipes(snap_compare, tmp_path: Path, monkeyp
         await pilot.pause(0.1)
 
     assert data.exists() and b.exists()
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_plugins_screen_with_a_broken_plugin(snap_compare, tmp_path: Path):
+@SIZES
+def test_plugins_screen_with_a_broken_plugin(snap_compare, tmp_path: Path, size):
     from prismrag.plugins import (
         bm25_encoder,
         fusions,
@@ -105,4 +109,20 @@ def test_plugins_screen_with_a_broken_plugin(snap_compare, tmp_path: Path):
         PluginLoadError("prism-audio", "prism-audio", "ModuleNotFoundError: No module named 'torchaudio'")
     )
     app = PrismApp(registry=registry, recipes_dir=tmp_path)
-    assert snap_compare(app, terminal_size=SIZE, press=["f6"])
+    assert snap_compare(app, terminal_size=size, press=["f6"])
+
+
+@SIZES
+def test_recipe_screen_summary(snap_compare, tmp_path: Path, monkeypatch, size):
+    monkeypatch.chdir(tmp_path)
+    write_corpus(tmp_path)
+    recipe = write_recipe(tmp_path)
+    write_recipe(tmp_path, "beta", salt="b", rerank=False)
+    app = PrismApp(recipe, registry=make_registry(), recipes_dir=recipe.parent, warm_up=False)
+
+    async def run_before(pilot) -> None:
+        await _until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        await pilot.press("f2")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from prismrag import PrismError, Registry
-from prismrag.recipe import BuiltRecipe, build_recipe, load_recipe_spec
+from prismrag.recipe import BuiltRecipe, validate_recipe_file
 
 from .base import PrismScreen
 from .eval_screen import EvalScreen
@@ -47,6 +47,9 @@ class PrismApp(App[int]):
         "plugins": PluginsScreen,
     }
     DEFAULT_MODE = "recipe"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    """Screens under 110 columns (the default 80x24 terminal) stack their panes (prism.tcss)."""
+
     BINDINGS = [
         Binding("f1", "help", "Help"),
         Binding("f2", "switch_mode('recipe')", "Recipe"),
@@ -110,8 +113,7 @@ class PrismApp(App[int]):
 
     def validate_recipe(self, path: str | Path) -> BuiltRecipe:
         """Validate a recipe without loading models (raises RecipeError with field paths)."""
-        spec, source, base_dir = load_recipe_spec(path)
-        return build_recipe(spec, source, base_dir, self.registry)
+        return validate_recipe_file(path, self.registry)
 
     def open_recipe(self, path: str | Path) -> Engine:
         """Make `path` the current recipe; models load in a background worker."""

@@ -32,10 +32,25 @@ class EvalOutcome:
     comparison: Any = None
 
 
+def corpus_size(folder: Path) -> int | None:
+    """How many documents a data folder holds (lines of corpus.jsonl or labels.csv), None if unknown."""
+    for name, header in (("corpus.jsonl", 0), ("labels.csv", 1)):
+        path = folder / name
+        if path.is_file():
+            try:
+                with path.open("rb") as fh:
+                    return max(0, sum(1 for line in fh if line.strip()) - header)
+            except OSError:
+                return None
+    return None
+
+
 class EvalScreen(PrismScreen):
     """Evaluate the current recipe on a data folder, optionally against a second recipe."""
 
     SHOW_TIMINGS = True
+    ASK_ABOVE = 1000
+    """Documents above which a run without "max docs" asks first: encoding them may take minutes."""
     BINDINGS = [
         Binding("ctrl+g", "run", "Run eval"),
         Binding("ctrl+s", "cancel", "Stop"),
@@ -44,6 +59,7 @@ class EvalScreen(PrismScreen):
     def __init__(self) -> None:
         super().__init__()
         self.outcome: EvalOutcome | None = None
+        self._confirmed: tuple[str, str | None] | None = None
         self.tracker: ProgressTracker | None = None
         self._docs: dict[str, str] = {}
 
@@ -67,7 +83,7 @@ class EvalScreen(PrismScreen):
                 yield queries
             with VerticalScroll(id="eval-detail", classes="pane"):
                 yield Static(Text("run an eval to see per-query results", style="dim"), id="eval-detail-body")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def status_changed(self) -> None:
         if self.outcome is None and self.tracker is None:
@@ -107,12 +123,45 @@ class EvalScreen(PrismScreen):
             return
         if self.tracker is not None:
             return
+        if other is not None and not self._check_other(Path(other).expanduser()):
+            return
+        size = corpus_size(Path(data).expanduser())
+        if limit is None and size is not None and size > self.ASK_ABOVE and self._confirmed != (data, other):
+            from .dialogs import ConfirmScreen
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._confirmed = (data, other)
+                    self.action_run()
+                else:
+                    self._status(Text("not started: set max docs to try a part of the corpus first", style="italic"))
+
+            recipes = "both recipes" if other else "the recipe"
+            self.app.push_screen(ConfirmScreen(
+                f"{data} has {size:,} documents, and {recipes} will encode all of them (minutes with a "
+                f"real model). Set max docs to try a part first.\n\nEncode all {size:,}?", yes="Encode all"),
+                answered)
+            return
         self.tracker = ProgressTracker()
         self.query_one("#eval-run", Button).disabled = True
         self._status(Text("loading the data set…", style="italic"))
         self._poll = self.set_interval(0.2, self._progress)
         self.run_eval(app.recipe_path, Path(data).expanduser(), Path(other).expanduser() if other else None,
                       limit, self.tracker)
+
+    def _check_other(self, path: Path) -> bool:
+        """The "vs recipe" is checked before anything runs: a typo should not cost recipe A's run."""
+        problem = None
+        if not path.is_file():
+            problem = f"vs recipe: no such file {str(path)!r}"
+        else:
+            try:
+                self.papp.validate_recipe(path)
+            except PrismError as exc:
+                problem = f"vs recipe {path}: {exc}"
+        if problem:
+            self._status(Text(problem, style="bold red"))
+        return problem is None
 
     def action_cancel(self) -> None:
         if self.tracker is not None:

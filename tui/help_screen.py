@@ -29,15 +29,19 @@ Type a query: results follow as you type. A path to an existing file (an image, 
 cloud, video) queries with that file; its modality comes from the extension. **Ctrl+O** opens a
 file picker.
 
-- **filter**: `lang=en`, `year>=2020`, `tag=a|b` (any of), `lang!=de`; several, space-separated,
-  all must hold; quote values with spaces (`title="a b"`).
+- **filter**: `lang=en`, `lang!=de`, `year>=2020`, `date>=2024-01-01`, `tag=a|b` (any of),
+  `tag in [a, b]`, `file prefix docs/`, `tags contains rag`, `author exists` (each with `not`:
+  `title not contains draft`); several, space-separated, all must hold; quote values with spaces
+  (`title="a b"`). The syntax of `prism search --filter` and of the Python API (docs/recipes.md).
 - **top k**: how many hits to show (empty: the recipe's `search.top_k`).
 - **weights**: each retriever's weight in the fusion; change one and watch the ranking move.
 
 Move through the results with the arrow keys (**Ctrl+R** focuses the table, **/** the query box).
-The panel on the right shows the hit: each retriever's rank and score, its share of the fused
-score, each reranker's change, then the content with the query's words highlighted (an image is
-drawn in the terminal) and the stored metadata.
+The detail panel (right, or below on a terminal under 110 columns) shows the hit: each retriever's
+rank and score, its share of the fused score, each reranker's change, then the content with the
+query's words highlighted (an image is drawn in the terminal) and the stored metadata. **Enter**
+on a hit opens all of it full screen; there **i** copies its id and **t** its text to the
+clipboard (through the terminal), **Esc** closes.
 
 ## Ingest
 

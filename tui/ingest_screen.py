@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -87,7 +88,10 @@ class StageRow(Horizontal):
         if state.total is not None:
             bar.update(total=max(state.total, 1), progress=state.done if state.total else 1)
         total = f"/{state.total}" if state.total is not None else ""
-        self.query_one(".stage-count", Label).update(f"{state.done}{total} items · {state.rate:,.1f} items/s")
+        if state.total == 0:
+            self.query_one(".stage-count", Label).update("nothing to do")
+        else:
+            self.query_one(".stage-count", Label).update(f"{state.done}{total} items · {state.rate:,.1f} items/s")
 
 
 class IngestScreen(PrismScreen):
@@ -115,11 +119,11 @@ class IngestScreen(PrismScreen):
                 yield Button("Cancel (c)", id="ingest-cancel", variant="error", disabled=True)
             yield Vertical(id="stages")
             yield Static(id="ingest-summary")
-            yield Label("Errors", classes="pane-title")
+            yield Label("Errors", classes="pane-title", id="ingest-errors-title")
             table: DataTable = DataTable(id="ingest-errors", cursor_type="row", zebra_stripes=True)
             table.add_columns("item", "error")
             yield table
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def engine_changed(self) -> None:
         if not self._ingesting:
@@ -139,7 +143,13 @@ class IngestScreen(PrismScreen):
         self.query_one("#stages").remove_children()
         self._rows = {}
         self.query_one("#ingest-errors", DataTable).clear()
+        self._show_errors(False)
         self.query_one("#ingest-summary", Static).update("")
+
+    def _show_errors(self, shown: bool) -> None:
+        """The errors table only when there are errors (an empty table reads as a failure)."""
+        self.query_one("#ingest-errors").display = shown
+        self.query_one("#ingest-errors-title").display = shown
 
     # ------------------------------------------------------------------ actions
 
@@ -219,15 +229,17 @@ class IngestScreen(PrismScreen):
             summary.update(Text(problem, style=style))
             self.notify(problem.split(":")[0], title="ingest", severity="error" if style == "bold red" else "warning")
             return
-        r = report
+        r: Any = report
+        rate = f" · {r.items_per_second:,.1f} items/s encoded" if r.added + r.updated else ""
         summary.update(Text.assemble(
             ("done ", "bold green"),
-            f"{r.loaded} items: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, "  # type: ignore[attr-defined]
-            f"{r.deleted} deleted · {r.items_per_second:,.1f} items/s encoded · {seconds:.1f} s",  # type: ignore[attr-defined]
+            f"{r.loaded} items: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, "
+            f"{r.deleted} deleted{rate} · {seconds:.1f} s" + ("" if r.errors else " · no errors"),
         ))
+        self._show_errors(bool(r.errors))
         table = self.query_one("#ingest-errors", DataTable)
-        for error in r.errors:  # type: ignore[attr-defined]
+        for error in r.errors:
             where, message = split_error(error)
             table.add_row(Text(where), Text(message, style="red"))
         self.papp.engine_status = ""
-        self.notify(f"{r.loaded} items, {len(r.errors)} errors", title="ingest done")  # type: ignore[attr-defined]
+        self.notify(f"{r.loaded} items, {len(r.errors)} errors", title="ingest done")

@@ -53,7 +53,7 @@ class PluginsScreen(PrismScreen):
             errors: DataTable = DataTable(id="plugin-errors", cursor_type="row")
             errors.add_columns("plugin", "distribution", "error")
             yield errors
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         registry = self.papp.registry

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich import box
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -36,11 +34,6 @@ def _params(component: Any, skip: tuple[str, ...] = (), sep: str = "  ") -> str:
     return sep.join(f"{k}={_value(v)}" for k, v in data.items() if k not in skip)
 
 
-def _component(component: Any) -> Text:
-    """Name, then each non-default parameter on a line of its own (a table cell)."""
-    return Text("\n".join([component.name, *filter(None, [_params(component, sep="\n")])]))
-
-
 def display_name(path: Path) -> str:
     """A recipe path as short as it can be: relative to the working folder when inside it."""
     try:
@@ -60,23 +53,17 @@ def summary(built: BuiltRecipe) -> RenderableType:
     if not built.sources:
         lines.append(Text("no sources: ingest items from Python or evaluate on a data set", style="dim"))
     lines.append(Text(""))
-    table = Table(title="retrievers", title_justify="left", title_style="bold", expand=True,
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    # encoder and index share what the short columns leave, so model ids wrap as little as may be
-    for col, ratio in (("name", None), ("encoder", 3), ("index", 2), ("top k", None), ("docs → queries", None)):
-        table.add_column(col, overflow="fold", justify="right" if col == "top k" else "left", ratio=ratio)
+    # One block per retriever rather than a table: at 80 columns a five-column table folds model
+    # ids one letter per line; lines of `key=value` pairs wrap between words.
+    lines.append(Text("retrievers", style="bold"))
     for name, r in built.retrievers.items():
         enc = r.encoder
-        table.add_row(
-            name,
-            _component(enc),
-            _component(r.index),
-            str(r.top_k),
-            ", ".join(sorted(m.value for m in enc.document_modalities))
-            + " → "
-            + ", ".join(sorted(m.value for m in enc.query_modalities)),
-        )
-    lines.append(table)
+        docs = ", ".join(sorted(m.value for m in enc.document_modalities))
+        queries = ", ".join(sorted(m.value for m in enc.query_modalities))
+        lines.append(Text.assemble("  ", (name, "bold"), "  ", f"top k {r.top_k}",
+                                   (f" · documents: {docs} · queries: {queries}", "dim")))
+        for role, component in (("encoder", enc), ("index", r.index)):
+            lines.append(Text.assemble(f"    {role} ", (component.name, "bold"), "  ", _params(component)))
     lines.append(Text(""))
     if built.fusion is not None:
         lines.append(Text.assemble(("fusion ", "bold"), f"{built.fusion.name}  {_params(built.fusion)}"))
@@ -112,7 +99,7 @@ class RecipeScreen(PrismScreen):
                 table: DataTable = DataTable(id="recipe-errors", cursor_type="row", zebra_stripes=True)
                 table.add_columns("field", "problem")
                 yield table
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#recipe-errors").display = False
@@ -121,13 +108,28 @@ class RecipeScreen(PrismScreen):
     def action_rescan(self) -> None:
         options = self.query_one("#recipe-list", OptionList)
         options.clear_options()
+        loaded = self._loaded()
         for path in self.papp.find_recipes():
-            options.add_option(Option(display_name(path), id=str(path)))
+            mark = "● " if loaded is not None and path.resolve() == loaded else "  "
+            options.add_option(Option(mark + display_name(path), id=str(path)))
         if options.option_count:
-            current = str(self.papp.recipe_path) if self.papp.recipe_path else None
-            ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
-            options.highlighted = ids.index(current) if current in ids else 0
+            self._highlight_loaded()
             options.focus()
+
+    def engine_changed(self) -> None:
+        if self.is_mounted:
+            self.action_rescan()  # the marker and the highlight follow the loaded recipe
+
+    def _loaded(self) -> Path | None:
+        path = self.papp.recipe_path
+        return path.expanduser().resolve() if path is not None else None
+
+    def _highlight_loaded(self) -> None:
+        options = self.query_one("#recipe-list", OptionList)
+        loaded = self._loaded()
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        resolved = [Path(i).resolve() if i else None for i in ids]
+        options.highlighted = resolved.index(loaded) if loaded in resolved else 0
 
     def status_changed(self) -> None:
         app = self.papp

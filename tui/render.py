@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rich.text import Text
 
 from prismrag.explain import Explanation
 from prismrag.explain import explain as explanation_of
-from prismrag.types import Hit
+from prismrag.support.terminal import printable
+from prismrag.types import Hit, time_span_label
 
 _WORD = re.compile(r"\w+")
 _HEADING = re.compile(r"(?m)^\s*#{1,6}\s+")
@@ -32,23 +33,27 @@ def snippet(payload: Mapping[str, Any], width: int = 60) -> Text:
 
     A `Text`, never a str: tables read strings as Rich markup, and `[a](b)` in a document
     would vanish."""
-    text = payload.get("text")
+    text = payload.get("text") or payload.get("transcript")
+    span = time_span_label(payload)  # `clip.wav @ 00:12.4–00:15.0` for a time span of a recording
     if text is None:
         path = payload.get("path") or payload.get("source") or ""
-        text = Path(str(path)).name if path else ""
-    text = " ".join(_HEADING.sub(" ", str(text)).split())
+        text = span or (Path(str(path)).name if path else "")
+    elif span:
+        text = f"{span}  {text}"
+    text = printable(" ".join(_HEADING.sub(" ", str(text)).split()))
     return Text(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def highlighted(text: str, terms: Sequence[str], limit: int = 4000) -> Text:
     """The text with the query's terms highlighted (case-insensitive, whole or partial words)."""
+    text = printable(text)  # a document's escape sequences are shown, never sent to the terminal
     out = Text(text if len(text) <= limit else text[:limit] + "…")
     if terms:
         out.highlight_words(terms, style=HIGHLIGHT, case_sensitive=False)
     return out
 
 
-def image_blocks(path: str | Path, width: int = 40, max_rows: int = 16) -> Text:
+def image_blocks(path: str | Path | IO[bytes], width: int = 40, max_rows: int = 16) -> Text:
     """An image as half-block characters: each cell shows two pixels (upper fg, lower bg)."""
     from PIL import Image
 
@@ -149,9 +154,24 @@ def explain(hit: Hit, routed: Sequence[str], top_ks: Mapping[str, int]) -> Text:
     return out
 
 
+def thumbnail_blocks(uri: str, width: int = 20, max_rows: int = 10) -> Text:
+    """A payload's `thumbnail` (a `data:image/...;base64,` URI, e.g. a 3D shape's rendered view)
+    as half-block characters; a thumbnail that cannot be decoded says so."""
+    import base64
+    import io
+
+    head, _, data = uri.partition(",")
+    try:
+        if not (head.startswith("data:image/") and head.endswith(";base64")):
+            raise ValueError("not a base64 image data URI")
+        return image_blocks(io.BytesIO(base64.b64decode(data, validate=True)), width=width, max_rows=max_rows)
+    except Exception as exc:  # a corrupt or foreign thumbnail must not break the detail panel
+        return Text(f"(thumbnail unreadable: {type(exc).__name__})", style="dim")
+
+
 def metadata_table(payload: Mapping[str, Any], skip: Iterable[str] = ("text",)) -> Text:
-    """Payload fields other than the text, one per row."""
-    skipped = set(skip)
+    """Payload fields other than the text, one per row, under the payload's `thumbnail` image."""
+    skipped = set(skip) | {"thumbnail"}
     rows: list[list[str | Text]] = []
     for key in sorted(payload):
         if key in skipped:
@@ -159,5 +179,16 @@ def metadata_table(payload: Mapping[str, Any], skip: Iterable[str] = ("text",)) 
         value = payload[key]
         if isinstance(value, Mapping):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
-        rows.append([Text(key, style="bold"), str(value)])
-    return grid(rows)
+        rows.append([Text(printable(key, newlines=False), style="bold"), Text(printable(value))])
+    span = payload.get("span")
+    if isinstance(span, Mapping) and span.get("t_start") is not None and payload.get("path"):
+        # The TUI plays nothing; it says where the passage is and how to hear it.
+        start, end = float(span["t_start"]), float(span.get("t_end") or span["t_start"])
+        rows.append([Text("listen", style="bold"),
+                     f"ffplay -nodisp -autoexit -ss {start:.1f} -t {end - start:.1f} {payload['path']}"])
+    if not isinstance(payload.get("thumbnail"), str):
+        return grid(rows)
+    out = thumbnail_blocks(payload["thumbnail"])
+    out.append("\n")
+    out.append_text(grid(rows))
+    return out

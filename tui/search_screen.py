@@ -119,7 +119,7 @@ class SearchScreen(PrismScreen):
             yield table
             with VerticalScroll(id="detail", classes="pane"):
                 yield Static(Text("select a hit to see why it ranked", style="dim"), id="detail-body")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#query", Input).focus()
@@ -135,7 +135,7 @@ class SearchScreen(PrismScreen):
             fusion = engine.recipe.fusion
             if fusion is not None and "weights" in type(fusion.params).model_fields:
                 given = getattr(fusion.params, "weights", None) or {}
-                widgets.append(Label(f"{fusion.name} weights", classes="control-label"))
+                widgets.append(Label(f"{fusion.name} weights", classes="control-label wide-only"))
                 for name in engine.recipe.retrievers:
                     widgets.append(Label(name, classes="control-label"))
                     widgets.append(Input(str(given.get(name, 1.0)), id=f"w-{name}", type="number",
@@ -300,6 +300,15 @@ class SearchScreen(PrismScreen):
 
     # ------------------------------------------------------------------ detail
 
+    @on(DataTable.RowSelected, "#hits")
+    def _open_hit(self, event: DataTable.RowSelected) -> None:
+        """Enter on a hit: all of it in a full-screen view (copy its id or text there)."""
+        from .dialogs import HitScreen
+
+        if 0 <= event.cursor_row < len(self._hits):
+            hit = self._hits[event.cursor_row]
+            self.app.push_screen(HitScreen(hit, self.detail_body(hit)))
+
     @on(DataTable.RowHighlighted, "#hits")
     def _row(self, event: DataTable.RowHighlighted) -> None:
         if 0 <= event.cursor_row < len(self._hits):
@@ -320,6 +329,10 @@ class SearchScreen(PrismScreen):
 
     def show_detail(self, hit: Hit) -> None:
         """Render the hit: content (text highlighted or the image), why it ranked, metadata."""
+        self._detail(self.detail_body(hit))
+
+    def detail_body(self, hit: Hit) -> RenderableType:
+        """What the detail panel (and the full view) shows of `hit`."""
         engine = self.engine
         request = self._request
         top_ks = {n: r.top_k for n, r in engine.recipe.retrievers.items()} if engine else {}
@@ -332,7 +345,7 @@ class SearchScreen(PrismScreen):
         parts.append(self._content(hit, request.query if request else ""))
         parts.append(Rule("metadata", style="dim", align="left"))
         parts.append(metadata_table(hit.payload))
-        self._detail(Group(*parts))
+        return Group(*parts)
 
     def _content(self, hit: Hit, query: str) -> RenderableType:
         text = hit.payload.get("text")

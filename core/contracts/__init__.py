@@ -57,6 +57,7 @@ from .ranking import (
 from .storage import (
     HASH_KEY,
     ID_KEY,
+    OWNER_KEY,
     RESERVED_PAYLOAD_KEYS,
     Condition,
     Filter,
@@ -81,7 +82,7 @@ COMPONENT_BASES: dict[str, type[Component]] = {
 """Component kind -> the base class a registered component must subclass."""
 
 __all__ = [
-    "COMPONENT_BASES", "HASH_KEY", "ID_KEY", "RESERVED_PAYLOAD_KEYS", "Cancelled", "Candidate",
+    "COMPONENT_BASES", "HASH_KEY", "ID_KEY", "OWNER_KEY", "RESERVED_PAYLOAD_KEYS", "Cancelled", "Candidate",
     "Component", "Condition", "Content", "Context", "Distance", "Encoder", "Filter", "FusedEntry",
     "Fusion", "Index", "IndexMismatchError", "IngestError", "Item", "ItemError", "Loader", "Media",
     "MissingDependencyError", "Modality", "ModelNotAvailableError", "MultiBatch", "NoParams",

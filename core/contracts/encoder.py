@@ -24,6 +24,7 @@ from ..types import (
     batch_len,
 )
 from .base import Component
+from .weights import files_fingerprint, local_model_paths
 
 
 class Encoder(Component):
@@ -72,10 +73,36 @@ class Encoder(Component):
         return getattr(self.params, "dimension", None)
 
     def fingerprint(self) -> str:
-        """Identifies the vectors this encoder produces: name plus the params that matter."""
-        data = self.params.model_dump(mode="json", exclude=set(self.fingerprint_excludes))
-        blob = json.dumps({"encoder": self.name, "params": data}, sort_keys=True)
+        """Identifies the vectors this encoder produces: name, the params that matter, and what
+        the local model files are (`weights_fingerprint`), so the embedding cache and the store
+        never mix vectors of two different sets of weights that go by one name."""
+        blob = json.dumps(self.fingerprint_record(), sort_keys=True)
         return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
+
+    def fingerprint_record(self) -> dict[str, Any]:
+        """What `fingerprint` digests, readable: stored with the index so that a change can be
+        named (which parameter, or that the model files changed)."""
+        data = self.params.model_dump(mode="json", exclude=set(self.fingerprint_excludes))
+        record: dict[str, Any] = {"encoder": self.name, "params": data}
+        weights = self.weights_fingerprint()
+        if weights:
+            record["weights"] = weights
+        return record
+
+    def weights_paths(self) -> list[Any]:
+        """The local files or folders of this encoder's model; by default those named by params
+        called like `model`, `pretrained`, `checkpoint` or `weights` that exist on disk (relative
+        to the recipe, or as a plugin's `resolve_model` hook maps them). Override to be exact."""
+        if not hasattr(self, "_weights_paths"):
+            values = self.params.model_dump(mode="python").items()
+            self._weights_paths = local_model_paths(values, self.context.base_dir, self.context.resolve_model)
+        return self._weights_paths
+
+    def weights_fingerprint(self) -> str | None:
+        """A digest of the model files (names, sizes, the first and last 64 KB of each), or None
+        when the model has no local files (a hub id: its name and revision are its identity)."""
+        paths = self.weights_paths()
+        return "+".join(files_fingerprint(p) for p in paths) if paths else None
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

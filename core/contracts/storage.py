@@ -66,6 +66,11 @@ class Index(Component):
         """The vectors of `field` made from the encoder's batch (the main field: unchanged)."""
         return vectors
 
+    def derive_query(self, field: VectorField, vectors: Vectors) -> Vectors:
+        """Like `derive`, for a query's batch of one; override where the two sides differ (an
+        asymmetric encoding such as MUVERA's). Default: `derive`."""
+        return self.derive(field, vectors)
+
     def plan(self, fields: Sequence[VectorField], top_k: int) -> SearchPlan:
         """How the fields are searched for `top_k` results; default: one stage on the main field."""
         return SearchPlan.single(fields[0].name, top_k)
@@ -83,7 +88,13 @@ class Condition:
     """One filter condition on a payload field."""
 
     key: str
-    op: Literal["eq", "in", "gt", "gte", "lt", "lte", "ne"]
+    op: Literal[
+        "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "prefix", "not_prefix", "contains", "not_contains", "exists"
+    ]
+    """eq/ne/in/not_in: a value or any of a list (numbers compare as numbers); gt/gte/lt/lte: a
+    number, or an ISO date/time string; prefix/contains (and not_...): a string that starts
+    with, or holds, the text; exists: True (present, not null, not []) or False. On a list field
+    a condition holds when any element satisfies it; negations hold for items without the field."""
     value: Any
 
 
@@ -127,11 +138,14 @@ def point_uuid(item_id: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "prismrag:" + item_id))
 
 
-RESERVED_PAYLOAD_KEYS = frozenset({"_id", "_hash", "modality", "text", "path", "parent_id", "span", "source"})
+RESERVED_PAYLOAD_KEYS = frozenset({"_id", "_hash", "_owner", "modality", "text", "path", "parent_id", "span", "source"})
 """Payload keys the engine writes for every item; item metadata may not use them."""
 
 HASH_KEY = "_hash"
 """Payload key holding an item's content hash; stores must keep it and `manifest` reads it."""
+OWNER_KEY = "_owner"
+"""Payload key naming who added an item: `sources` for the recipe's sources (what `ingest`
+brings in line, deletes included), another name for items added with `ingest_items`."""
 ID_KEY = "_id"
 """Payload key holding the item id (stores may need a UUID point id of their own)."""
 
@@ -150,6 +164,11 @@ class Store(Component):
         super().__init__(params, context)
         self.fields: dict[str, VectorField] = {}
         """The fields of the open collection by name (set by `open`)."""
+
+    def claim(self) -> None:
+        """Take whatever exclusive hold the store needs (e.g. a lock on its folder) before any
+        model loads and before `open`; raise a PrismError naming the holder if another has it.
+        The collection calls it first; `close` gives it back. Default: nothing to take."""
 
     @abstractmethod
     def open(self, fields: Sequence[VectorField]) -> None:

@@ -3,7 +3,15 @@ compatibility step, text chunking. Like `prismrag.contracts`, this is public API
 
 from __future__ import annotations
 
-from .chunking import ChunkParams, chunk_text
+from .chunking import (
+    ChunkParams,
+    TokenStarts,
+    chunk_text,
+    heading_path,
+    markdown_headings,
+    tokenizer_starts,
+)
+from .locks import FolderLock, StoreBusyError
 from .models import (
     LoadOnce,
     bound_hub_timeouts,
@@ -18,6 +26,6 @@ from .models import (
 from .torch_compat import ensure_torchvision_ops
 
 __all__ = [
-    "ChunkParams", "LoadOnce", "bound_hub_timeouts", "chunk_text", "ensure_torchvision_ops", "import_optional", "is_local",
-    "is_offline", "missing_dependency", "model_errors", "probe_hub", "resolve_model_path",
+    "ChunkParams", "FolderLock", "TokenStarts", "LoadOnce", "StoreBusyError", "bound_hub_timeouts", "chunk_text", "ensure_torchvision_ops", "heading_path", "import_optional", "is_local",
+    "is_offline", "markdown_headings", "missing_dependency", "model_errors", "probe_hub", "resolve_model_path", "tokenizer_starts",
 ]

@@ -216,17 +216,41 @@ def _is_fetch_error(exc: BaseException) -> bool:
 
 
 @contextmanager
+def quiet_progress() -> Iterator[None]:
+    """No "Loading weights" or download bars from transformers or huggingface_hub while a model
+    loads (they would interleave with the CLI's and the Python API caller's output); the
+    libraries' own settings come back afterwards. Only libraries already imported are touched."""
+    restore: list[Callable[[], None]] = []
+    tlog = sys.modules.get("transformers.utils.logging")
+    if tlog is not None and tlog.is_progress_bar_enabled():
+        tlog.disable_progress_bar()
+        restore.append(tlog.enable_progress_bar)
+    hub = sys.modules.get("huggingface_hub.utils")
+    if hub is not None and not hub.are_progress_bars_disabled():
+        hub.disable_progress_bars()
+        restore.append(hub.enable_progress_bars)
+    try:
+        yield
+    finally:
+        for undo in restore:
+            undo()
+
+
+@contextmanager
 def model_errors(model: str, component: str, *, remote: bool = True) -> Iterator[None]:
-    """Turn a failed model download or lookup into `ModelNotAvailableError` (the cause chained).
+    """Turn a failed model download or lookup into `ModelNotAvailableError` (the cause chained),
+    with the libraries' progress bars off while the model loads (`quiet_progress`).
 
     Pass `remote=False` when loading from a local path: errors there are the folder's own
     problem and pass through unchanged.
     """
     if not remote:
-        yield
+        with quiet_progress():
+            yield
         return
     try:
-        yield
+        with quiet_progress():
+            yield
     except (MissingDependencyError, ModelNotAvailableError):
         raise
     except Exception as exc:
