@@ -24,12 +24,9 @@ from prismrag import Encoder, Modality, Params, hookimpl
 from prismrag.contracts import Content, Context, MultiBatch, PrismError, Role, as_text
 from prismrag.support import (
     LoadOnce,
-    ensure_torchvision_ops,
-    import_optional,
-    is_local,
-    model_errors,
-    resolve_model_path,
 )
+
+from ._st import load_model
 
 
 class MultiVectorParams(Params):
@@ -88,21 +85,7 @@ class MultiVectorEncoder(Encoder):
     def _load(self) -> Any:
         p = self.params
         where = self.context.where or self.name
-        path = resolve_model_path(p.model, self.context, where)
-        ensure_torchvision_ops()
-        st = import_optional("sentence_transformers", where, "text", package="sentence-transformers")
-        if not hasattr(st, "MultiVectorEncoder"):
-            raise PrismError(f"{where}: the installed sentence-transformers has no MultiVectorEncoder; install sentence-transformers>=6")
-        with model_errors(p.model, where, remote=not is_local(path)):
-            model = st.MultiVectorEncoder(path, device=p.device, trust_remote_code=p.trust_remote_code)
-        prompts = dict(getattr(model, "prompts", None) or {})
-        for role in ("query", "document"):
-            wanted = getattr(p, f"{role}_prompt_name")
-            if wanted is not None and wanted not in prompts:
-                raise PrismError(
-                    f"{where}: {role}_prompt_name {wanted!r} is not a prompt of model {p.model!r}; "
-                    f"its prompts: {', '.join(sorted(k for k in prompts if prompts[k])) or 'none'}"
-                )
+        model = load_model(self, "MultiVectorEncoder", "6")
         full = model.get_embedding_dimension()
         if p.truncate_dim is not None and full is not None and p.truncate_dim > full:
             raise PrismError(f"{where}: truncate_dim {p.truncate_dim} exceeds the model's token dimension {full}")

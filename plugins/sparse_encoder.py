@@ -21,15 +21,12 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from prismrag import Encoder, Modality, Params, hookimpl
-from prismrag.contracts import Content, Context, PrismError, Role, SparseBatch, as_text
+from prismrag.contracts import Content, Context, Role, SparseBatch, as_text
 from prismrag.support import (
     LoadOnce,
-    ensure_torchvision_ops,
-    import_optional,
-    is_local,
-    model_errors,
-    resolve_model_path,
 )
+
+from ._st import load_model
 
 
 class SparseEncoderParams(Params):
@@ -79,24 +76,7 @@ class SparseEncoder(Encoder):
         return self._model()
 
     def _load(self) -> Any:
-        p = self.params
-        where = self.context.where or self.name
-        path = resolve_model_path(p.model, self.context, where)
-        ensure_torchvision_ops()
-        st = import_optional("sentence_transformers", where, "text", package="sentence-transformers")
-        if not hasattr(st, "SparseEncoder"):
-            raise PrismError(f"{where}: the installed sentence-transformers has no SparseEncoder; install sentence-transformers>=5")
-        with model_errors(p.model, where, remote=not is_local(path)):
-            model = st.SparseEncoder(path, device=p.device, trust_remote_code=p.trust_remote_code)
-        prompts = dict(getattr(model, "prompts", None) or {})
-        for role in ("query", "document"):
-            wanted = getattr(p, f"{role}_prompt_name")
-            if wanted is not None and wanted not in prompts:
-                raise PrismError(
-                    f"{where}: {role}_prompt_name {wanted!r} is not a prompt of model {p.model!r}; "
-                    f"its prompts: {', '.join(sorted(k for k in prompts if prompts[k])) or 'none'}"
-                )
-        return model
+        return load_model(self, "SparseEncoder", "5")
 
     def dimension(self) -> int | None:
         return None

@@ -1,0 +1,52 @@
+"""Loading a sentence-transformers model of any kind (SentenceTransformer, SparseEncoder,
+MultiVectorEncoder) one way: resolve the id offline first, import lazily, turn a failed fetch
+into a clear error, and check the prompts the recipe names against the model's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prismrag.contracts import Encoder, PrismError
+from prismrag.support import (
+    ensure_torchvision_ops,
+    import_optional,
+    is_local,
+    model_errors,
+    resolve_model_path,
+)
+
+
+def import_sentence_transformers(component: str) -> Any:
+    """The `sentence_transformers` module (a MissingDependencyError naming the extra if absent)."""
+    ensure_torchvision_ops()
+    return import_optional("sentence_transformers", component, "text", package="sentence-transformers")
+
+
+def load_model(encoder: Encoder, class_name: str, since: str) -> Any:
+    """`sentence_transformers.<class_name>` loaded from the encoder's `model`, `device` and
+    `trust_remote_code` params; `since` is the first sentence-transformers version that has it."""
+    p: Any = encoder.params
+    where = encoder.context.where or encoder.name
+    path = resolve_model_path(p.model, encoder.context, where)  # fails fast, before heavy imports
+    st = import_sentence_transformers(where)
+    cls = getattr(st, class_name, None)
+    if cls is None:
+        raise PrismError(f"{where}: the installed sentence-transformers has no {class_name}; "
+                         f"install sentence-transformers>={since}")
+    with model_errors(p.model, where, remote=not is_local(path)):
+        model = cls(path, device=p.device, trust_remote_code=p.trust_remote_code)
+    check_prompt_names(model, p, where)
+    return model
+
+
+def check_prompt_names(model: Any, params: Any, where: str) -> None:
+    """`query_prompt_name` and `document_prompt_name`, when given, must be prompts of the model."""
+    prompts = dict(getattr(model, "prompts", None) or {})
+    for role in ("query", "document"):
+        wanted = getattr(params, f"{role}_prompt_name", None)
+        if wanted is not None and wanted not in prompts:
+            literal = f" Use {role}_prompt for a literal prefix." if hasattr(params, f"{role}_prompt") else ""
+            raise PrismError(
+                f"{where}: {role}_prompt_name {wanted!r} is not a prompt of model {params.model!r}; "
+                f"its prompts: {', '.join(sorted(k for k in prompts if prompts[k])) or 'none'}.{literal}"
+            )
