@@ -154,6 +154,26 @@ async def test_brackets_in_ids_and_text_show_verbatim_not_as_markup(tmp_path: Pa
         shown = [default_cell_formatter(c).plain for c in screen.query_one("#hits").get_row_at(0)]
         assert shown[2] == "[b]links.md#0"
         assert shown[4].startswith("See [docs/plugins.md](docs/")
+        # the full view's title too (issue 17: ids were drawn raw)
+        from prismrag.tui.dialogs import HitScreen
+
+        await pilot.press("ctrl+r", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, HitScreen))
+        assert "[b]links.md#0" in str(app.screen.query_one("#hit-title").render())
+
+
+async def test_terminal_escapes_in_ids_are_shown_not_sent(tmp_path: Path):
+    """Issue 17: an id with an escape sequence is drawn as visible text in the results table."""
+    from textual.widgets._data_table import default_cell_formatter
+
+    write_corpus(tmp_path, {"evil\x1b[2Jname.md": "owls hunt at night"})
+    recipe = write_recipe(tmp_path, rerank=False)
+    async with ingested_app(recipe) as (app, pilot):
+        screen = app.screen
+        screen.query_one("#query").value = "owls"
+        await wait_for(pilot, lambda: screen.query_one("#hits").row_count == 1)
+        shown = default_cell_formatter(screen.query_one("#hits").get_row_at(0)[2]).plain
+        assert "\x1b" not in shown and "evil" in shown
 
 
 async def test_image_query_detects_modality_and_draws_the_image(tmp_path: Path):

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import RenderableType
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, Static
+
+from prismrag.support.terminal import printable
 
 
 class HitScreen(ModalScreen[None]):
@@ -28,7 +31,7 @@ class HitScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="hit-view", classes="dialog"):
-            yield Label(f"hit #{self.hit.rank}: {self.hit.id}", classes="pane-title", id="hit-title")
+            yield Label(Text(f"hit #{self.hit.rank}: {printable(self.hit.id)}"), classes="pane-title", id="hit-title")
             with VerticalScroll(id="hit-body"):
                 yield Static(self.body, id="hit-content")
             yield Footer(compact=True, show_command_palette=False)
@@ -46,7 +49,7 @@ class HitScreen(ModalScreen[None]):
     def action_copy(self, what: str) -> None:
         # OSC 52: the terminal puts it on the system clipboard (most terminals, tmux with set-clipboard on)
         self.app.copy_to_clipboard(self.copied(what))
-        self.notify(f"copied the {what} of {self.hit.id}", title="clipboard")
+        self.notify(f"copied the {what} of {printable(self.hit.id)}", title="clipboard", markup=False)
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 
 from prismrag import Hit, PrismError
 from prismrag.filters import parse_filter_text
+from prismrag.support.terminal import printable
 from prismrag.types import Modality, modality_of_path
 
 from .base import PrismScreen
@@ -274,7 +275,7 @@ class SearchScreen(PrismScreen):
             table.add_row(
                 str(hit.rank),
                 f"{hit.score:.4f}",
-                Text(_clip(hit.id, self.ID_WIDTH)),
+                Text(_clip(printable(hit.id), self.ID_WIDTH)),
                 hit.modality.value,
                 snippet(hit.payload, width),
                 key=hit.id,
@@ -337,7 +338,7 @@ class SearchScreen(PrismScreen):
         request = self._request
         top_ks = {n: r.top_k for n, r in engine.recipe.retrievers.items()} if engine else {}
         parts: list[RenderableType] = [
-            Text.assemble((f"#{hit.rank}  {hit.id}", "bold"), f"   score {hit.score:.4f} · {hit.modality.value}"),
+            Text.assemble((f"#{hit.rank}  {printable(hit.id)}", "bold"), f"   score {hit.score:.4f} · {hit.modality.value}"),
             Rule("why it ranked", style="dim", align="left"),
             explain(hit, self._routed, top_ks),
             Rule("content", style="dim", align="left"),
