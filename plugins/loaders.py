@@ -417,7 +417,9 @@ class FilesLoader(FileLoader):
 
     def _make(self, cls: type[Loader], root: Path) -> Loader | ItemError:
         """The loader `cls` with the walker's fields that its Params accept."""
-        shared = self.params.model_dump(include={"glob", "exclude", "id_prefix"})
+        # the reading limits pass on only when the recipe sets them: each loader has its own default
+        limits = {k for k in ("max_file_mb", "symlinks") if k in self.params.model_fields_set}
+        shared = self.params.model_dump(include={"glob", "exclude", "id_prefix", *limits})
         shared["path"] = str(root)
         chunk = self.params.chunk
         shared["chunk"] = chunk.model_dump() if chunk is not None else None
