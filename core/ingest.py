@@ -262,6 +262,13 @@ def _content_key(digest: str) -> str:
 
 
 def _item_problem(item: Item, seen: dict[str, Item]) -> str | None:
+    for what, value in (("id", item.id), ("text", item.text or "")):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a file name that is not UTF-8, or a lone surrogate
+            shown = value.encode("utf-8", "backslashreplace").decode()
+            fix = " (a file name that is not valid UTF-8: rename the file)" if what == "id" else ""
+            return f"{shown if what == 'id' else item.id.encode('utf-8', 'backslashreplace').decode()}: its {what} is not valid Unicode{fix}; skipped"
     if item.id in seen:
         return (
             f"{item.source or item.id}: duplicate item id {item.id!r} (also from {seen[item.id].source}); kept the "

@@ -13,6 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -188,6 +189,28 @@ class JsonlParams(Params):
 
 
 _SCALARS = (str, int, float, bool)
+_INT64 = 2**63 - 1
+
+
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (write null or a string)")
+
+
+def _unicode_problem(record: dict[str, Any]) -> str | None:
+    """A string of the record that UTF-8 cannot hold (a lone surrogate from a `\\ud800` escape)."""
+    for key, value in record.items():
+        for text in (key, value):
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"field {key.encode('utf-8', 'backslashreplace').decode()!r} holds a lone surrogate (not valid Unicode)"
+    return None
+
+
+def _exact(value: Any) -> Any:
+    """Integers past 64 bits are kept as their digits: the store would round them to a float."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _INT64 else value
 
 
 class JsonlLoader(Loader):
@@ -222,19 +245,24 @@ class JsonlLoader(Loader):
                 if lineno == 1:
                     line = line.removeprefix(b"\xef\xbb\xbf")
                 try:
-                    record = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    detail = (
-                        f"{exc.msg} at column {exc.colno}"
-                        if isinstance(exc, json.JSONDecodeError)
-                        else str(exc)
-                    )
+                    record = json.loads(line, parse_constant=_not_json_constant)
+                except (ValueError, RecursionError) as exc:
+                    if isinstance(exc, json.JSONDecodeError):
+                        detail = f"{exc.msg} at column {exc.colno}"
+                    elif isinstance(exc, RecursionError):
+                        detail = "nested too deeply"
+                    else:
+                        detail = str(exc)
                     yield ItemError(where, f"not valid JSON ({detail}); line skipped")
                     continue
                 if not isinstance(record, dict):
                     yield ItemError(
                         where, f"expected a JSON object, got {type(record).__name__}; line skipped"
                     )
+                    continue
+                problem = _unicode_problem(record)
+                if problem:
+                    yield ItemError(where, f"{problem}; record skipped")
                     continue
                 id_key = p.id_field if p.id_field in record else "id"
                 raw_id = record.get(id_key)
@@ -264,12 +292,12 @@ class JsonlLoader(Loader):
                     continue
                 if p.metadata_fields is None:
                     meta = {
-                        k: v
+                        k: _exact(v)
                         for k, v in record.items()
                         if isinstance(v, _SCALARS) and k != id_key and k not in skip
                     }
                 else:
-                    meta = {k: record[k] for k in p.metadata_fields if k in record}
+                    meta = {k: _exact(record[k]) for k in p.metadata_fields if k in record}
                 yield from text_items(text, item_id, p.chunk, meta, f"{shown}#{item_id}", token_starts=tokens)
 
 
