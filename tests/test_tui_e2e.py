@@ -45,8 +45,11 @@ def test_prism_tui_in_tmux_answers_a_typed_query(quickstart: Path, tmp_path: Pat
     session = f"prism-e2e-{os.getpid()}"
     env = " ".join(f"{k}={os.environ[k]}" for k in ("HF_HUB_OFFLINE", "PRISMRAG_CACHE_DIR") if k in os.environ)
     command = f"cd {tmp_path} && env {env} TERM=xterm-256color {PRISM} tui {quickstart}"
-    _tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", command)
+    # The window gets its size before the app starts: an app started first may read tmux's default
+    # 80x24 and miss the resize (at 80x24 the panes stack and the detail shows less).
+    _tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", "sleep 0.5; " + command)
     try:
+        subprocess.run(["tmux", "set-option", "-t", session, "window-size", "manual"], capture_output=True)
         subprocess.run(["tmux", "resize-window", "-t", session, "-x", "120", "-y", "40"], capture_output=True)
         screen = _wait_for(session, lambda s: "queries of" in s or "error" in s, 60)
         assert "error" not in screen.split("queries of")[0], screen

@@ -96,7 +96,7 @@ class SearchScreen(PrismScreen):
         self._routed: list[str] = []
         self._request: SearchRequest | None = None
         self._pending_detail: Hit | None = None
-        self._status_error = False
+        self._status_one_line = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -170,9 +170,13 @@ class SearchScreen(PrismScreen):
         return Text(f"{app.engine.name}: {ready}; queries of: {modalities}", style="italic")
 
     def _status(self, text: RenderableType, error: bool = False) -> None:
-        # A one-line status needs no layout pass (which costs a frame); an error may wrap.
-        self.query_one("#search-status", Static).update(text, layout=error or self._status_error)
-        self._status_error = error
+        # A status as tall as the last one needs no layout pass (which costs a frame); one whose
+        # height may differ (an error, a line that wraps, after either) gets one.
+        widget = self.query_one("#search-status", Static)
+        width = max(1, widget.content_region.width or self.size.width - 2)
+        one_line = isinstance(text, Text) and "\n" not in text.plain and text.cell_len <= width and not error
+        widget.update(text, layout=not (one_line and self._status_one_line))
+        self._status_one_line = one_line
 
     # ------------------------------------------------------------------ input
 
