@@ -35,7 +35,33 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for rr in built.rerankers:
         print(f"  rerank: {rr.name}")
     print(f"  store: {built.store.name}; sources: {', '.join(s.name for s in built.sources) or 'none'}")
-    return 0
+    if not args.models:
+        return 0
+    problems = _model_problems(built)
+    for where, message in problems:
+        print(f"  {where}: {message}", file=sys.stderr)
+    print(f"  models: {'all load' if not problems else f'{len(problems)} cannot be loaded'}")
+    return 2 if problems else 0
+
+
+def _model_problems(built: Any) -> list[tuple[str, str]]:
+    """Load every model the recipe names (encoders, then rerankers that have one); what fails."""
+    parts: list[tuple[str, Any]] = [(f"retrievers.{n}.encoder", r.encoder.dimension) for n, r in built.retrievers.items()]
+    for i, rr in enumerate(built.rerankers):
+        load = getattr(type(rr), "model", None)  # a method, or a property that loads on access
+        if isinstance(load, property):
+            parts.append((f"rerank[{i}]", lambda rr=rr: rr.model))
+        elif callable(load):
+            parts.append((f"rerank[{i}]", rr.model))
+    problems = []
+    for where, load in parts:
+        try:
+            load()
+        except PrismError as exc:
+            problems.append((where, str(exc)))
+        except Exception as exc:  # a diagnostic command: report what the library said, per model
+            problems.append((where, f"{type(exc).__name__}: {exc}"))
+    return problems
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -208,8 +234,10 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="prismrag 0.1.0")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check a recipe without loading models")
+    p = sub.add_parser("validate", help="check a recipe (without loading models unless --models)")
     p.add_argument("recipe", help=RECIPE_HELP)
+    p.add_argument("--models", action="store_true",
+                   help="also load every model the recipe names and report those that are not available")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("plugins", help="list installed plugins and their components")

@@ -202,3 +202,18 @@ def test_shell_completion_script(capsys):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "_shtab_prism prism" in proc.stdout, proc.stderr
     assert main(["completion", "zsh"]) == 0 and "#compdef prism" in capsys.readouterr().out
+
+
+def test_validate_models_reports_a_model_that_cannot_load(tmp_path, capsys):
+    """Issue 15 item 9: a missing cross-encoder showed up only at search time."""
+    recipe = bm25_recipe(tmp_path)
+    recipe.write_text(recipe.read_text() + "rerank: [{use: cross-encoder, model: ./no-such-model}]\n")
+    assert main(["validate", str(recipe)]) == 0  # the structure is fine; no model is loaded
+    capsys.readouterr()
+    assert main(["validate", str(recipe), "--models"]) == 2
+    captured = capsys.readouterr()
+    assert "rerank[0]" in captured.err and "no-such-model" in captured.err
+    assert "1 cannot be loaded" in captured.out
+    (tmp_path / "good").mkdir()
+    good = bm25_recipe(tmp_path / "good")
+    assert main(["validate", str(good), "--models"]) == 0 and "models: all load" in capsys.readouterr().out

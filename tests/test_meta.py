@@ -27,7 +27,7 @@ def test_every_hook_has_a_docstring_and_is_in_the_plugin_guide():
         assert f"`{hook.__name__}(" in guide, f"{hook.__name__} is missing from docs/plugins.md"
 
 
-FRONT_END_PLUGINS = {"prismrag.eval_cli", "prismrag.tune_cli", "prismrag.items_cli", "prismrag.tui.command", "prismrag.server.command"}
+FRONT_END_PLUGINS = {"prismrag.eval_cli", "prismrag.tune_cli", "prismrag.items_cli", "prismrag.init_cli", "prismrag.tui.command", "prismrag.server.command"}
 """Entry points that register `prism` subcommands rather than components."""
 
 
