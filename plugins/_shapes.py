@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from prismrag.contracts import Media
+from prismrag.contracts import Content, ItemError, Media
 from prismrag.support import import_optional
 
 POINT_SUFFIXES = frozenset({".npy", ".npz", ".xyz", ".pts", ".txt", ".pcd"})
@@ -402,3 +402,16 @@ def build_encoder(spec: dict[str, Any], context: Any, where: str, modality: Any)
         raise PrismError(f"{where} ({use}): {exc}") from exc
     ctx = Context(context.base_dir, context.recipe, where, context.resolve_model, context.loader_for_path)
     return cls(validated, ctx)
+
+
+def sampled_points(content: Content, where: str, *, max_faces: int, points: int,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sampled points and normals (None when unknown) of a shape content, or an ItemError naming it."""
+    if not isinstance(content, Media):
+        raise ItemError(where, "expected a shape file, got text")
+    try:
+        shape = read_media(content, max_faces=max_faces)
+    except ShapeError as exc:
+        label = content.path if content.path is not None else f"<{len(content.data or b'')} bytes>"
+        raise ItemError(where, f"{label}: {exc}") from exc
+    return sample(shape, points, seed)

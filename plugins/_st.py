@@ -39,6 +39,13 @@ def load_model(encoder: Encoder, class_name: str, since: str) -> Any:
     return model
 
 
+def one_prompt_per_role(params: Any) -> None:
+    """A role's prompt is given as text or by name, not both (a Params validator's body)."""
+    for role in ("query", "document"):
+        if getattr(params, f"{role}_prompt") is not None and getattr(params, f"{role}_prompt_name") is not None:
+            raise ValueError(f"give {role}_prompt or {role}_prompt_name, not both")
+
+
 def check_prompt_names(model: Any, params: Any, where: str) -> None:
     """`query_prompt_name` and `document_prompt_name`, when given, must be prompts of the model."""
     prompts = dict(getattr(model, "prompts", None) or {})

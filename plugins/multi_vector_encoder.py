@@ -26,7 +26,7 @@ from prismrag.support import (
     LoadOnce,
 )
 
-from ._st import load_model
+from ._st import load_model, one_prompt_per_role
 
 
 class MultiVectorParams(Params):
@@ -48,9 +48,7 @@ class MultiVectorParams(Params):
 
     @model_validator(mode="after")
     def _one_prompt_per_role(self) -> MultiVectorParams:
-        for role in ("query", "document"):
-            if getattr(self, f"{role}_prompt") is not None and getattr(self, f"{role}_prompt_name") is not None:
-                raise ValueError(f"give {role}_prompt or {role}_prompt_name, not both")
+        one_prompt_per_role(self)
         return self
 
 

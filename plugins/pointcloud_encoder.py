@@ -26,7 +26,6 @@ from prismrag.contracts import (
     Context,
     Encoder,
     ItemError,
-    Media,
     Modality,
     Params,
     PrismError,
@@ -36,7 +35,7 @@ from prismrag.contracts import (
 )
 from prismrag.support import LoadOnce
 
-from ._shapes import AXES, ShapeError, build_encoder, read_media, sample
+from ._shapes import AXES, build_encoder, sampled_points
 
 Axis = Literal["x", "y", "z"]
 
@@ -154,13 +153,7 @@ class PointCloudModelEncoder(Encoder):
     def prepare(self, content: Content) -> np.ndarray:
         """[points, 6] model input of one shape: sampled, into the model's axes, unit sphere."""
         p = self.params
-        if not isinstance(content, Media):
-            raise ItemError(self.where, "expected a shape file, got text")
-        try:
-            shape = read_media(content, max_faces=p.max_faces)
-        except ShapeError as exc:
-            raise ItemError(self.where, f"{content.path or '<bytes>'}: {exc}") from exc
-        points, normals = sample(shape, p.points, p.seed)
+        points, normals = sampled_points(content, self.where, max_faces=p.max_faces, points=p.points, seed=p.seed)
         if len(points) < p.points:  # a small cloud: repeat points to the model's input size
             idx = np.resize(np.arange(len(points)), p.points)
             points, normals = points[idx], (normals[idx] if normals is not None else None)

