@@ -183,14 +183,19 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2, default=str))
         return 0
     print(f"recipe {info['recipe']} ({info['source']})")
-    print(f"  store: {info['store']['use']} at {info['store']['location']}, {info['points']} points"
-          + (f", {info['store']['disk_bytes'] / 1e6:.1f} MB on disk" if info["store"]["disk_bytes"] else ""))
+    if not info["ingested"]:
+        print(f"  store: {info['store']['use']} at {info['store']['location']}: nothing ingested yet, "
+              f"run `prism ingest {info['source']}`")
+    else:
+        print(f"  store: {info['store']['use']} at {info['store']['location']}, {info['points']} points"
+              + (f", {info['store']['disk_bytes'] / 1e6:.1f} MB on disk" if info["store"]["disk_bytes"] else ""))
     for name, r in info["retrievers"].items():
         dim = f"{r['dimension']}-d " if r["dimension"] else ""
         print(f"  {name}: {r['encoder']}, {dim}{r['kind']}" + (f" {r['distance']}" if r["distance"] else "")
               + f"; queries: {', '.join(r['query_modalities'])}")
     print(f"  fusion: {info['fusion'] or 'none'}; rerank: {', '.join(info['rerank']) or 'none'}")
-    print(f"  payload fields: {printable(', '.join(info['payload_keys']), newlines=False)}")
+    if info["ingested"]:
+        print(f"  payload fields: {printable(', '.join(info['payload_keys']), newlines=False)}")
     return 0
 
 

@@ -28,6 +28,16 @@ def encoder_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     return ", ".join(parts) or "encoder settings changed"
 
 
+def stored_dimensions(meta: dict[str, Any], fingerprints: dict[str, str]) -> dict[str, int]:
+    """The vector dimensions the metadata record holds for retrievers built by the encoders
+    the recipe names now (same fingerprint): those need not load a model to learn them."""
+    built_with, dims = meta.get("encoders", {}), meta.get("dimensions", {})
+    if not isinstance(built_with, dict) or not isinstance(dims, dict):
+        return {}
+    return {name: int(dims[name]) for name, fp in fingerprints.items()
+            if built_with.get(name) == fp and isinstance(dims.get(name), int) and dims[name] > 0}
+
+
 class Collection:
     """Opens the store lazily, checks it was built by the recipe's encoders, and keeps the
     payload keys seen so far (for filter checks). Callers serialise writes (the engine does)."""
@@ -37,6 +47,9 @@ class Collection:
         self.store: Store = recipe.store
         self._fields: dict[str, list[VectorField]] = {}
         self._meta: dict[str, Any] = {}
+        self._stored_dimensions: dict[str, int] = {}
+        """Dimensions recorded with the index for retrievers whose encoder is unchanged: opening
+        a built collection needs no model load."""
         self._opened = False
         self._claimed = False
         self._open_lock = threading.Lock()
@@ -50,7 +63,9 @@ class Collection:
         report a dimension)."""
         if retriever not in self._fields:
             r = self.recipe.retrievers[retriever]
-            dim = r.encoder.dimension() if r.encoder.output != "sparse" else None
+            dim = None
+            if r.encoder.output != "sparse":
+                dim = self._stored_dimensions.get(retriever) or r.encoder.dimension()
             self._fields[retriever] = r.index.fields(retriever, r.encoder, dim)
         return self._fields[retriever]
 
@@ -75,10 +90,11 @@ class Collection:
                 return
             self.store.claim()  # before any model loads: a busy store fails fast
             self._claimed = True
-            self.store.open(self.all_fields())
             meta = self.store.read_meta() or {}
             self._check_owner(meta)
             expected = self.fingerprints()
+            self._stored_dimensions = stored_dimensions(meta, expected)
+            self.store.open(self.all_fields())
             records = {name: r.encoder.fingerprint_record() for name, r in self.recipe.retrievers.items()}
             built_with = meta.get("encoders", {})
             changed = [n for n in expected if n in built_with and built_with[n] != expected[n]]
@@ -95,6 +111,8 @@ class Collection:
                 "recipe": self.recipe.spec.name,
                 "encoders": expected,
                 "encoder_records": records,
+                "dimensions": {name: fields[0].dimension for name, fields in self._fields.items()
+                               if fields[0].dimension is not None},
                 "payload_keys": sorted(meta.get("payload_keys", [])),
             }
             if meta != self._meta:
@@ -131,6 +149,17 @@ class Collection:
     def ingested(self) -> bool:
         """Whether anything was ever ingested into this collection."""
         return bool(self._meta.get("payload_keys"))
+
+    def exists(self) -> bool:
+        """Whether the store holds this collection's record (it was opened once), read without
+        opening it: a recipe never ingested creates nothing and loads no model to say so."""
+        return self._opened or self.store.read_meta() is not None
+
+    def nothing_indexed(self) -> QueryError:
+        source = self.recipe.source
+        return QueryError(
+            f"{source}: nothing is indexed yet for recipe {self.recipe.spec.name!r}; run `prism ingest {source}` first"
+        )
 
     def payload_keys(self) -> list[str]:
         return list(self._meta.get("payload_keys", []))

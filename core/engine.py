@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -51,6 +51,7 @@ class SearchOptions(TypedDict, total=False):
     weights: Mapping[str, float] | None
     modality: Modality | str | None
     exact: bool | None
+    retrievers: Sequence[str] | None
 
 
 class Engine:
@@ -269,7 +270,8 @@ class Engine:
         the syntax of the CLI and TUI, see docs/recipes.md), a list of them, a dict or a Filter; `weights`, which override the named
         retrievers' fusion weights for this query (the others keep the recipe's); `modality`;
         `exact`, which forces (True) brute-force search on each retriever's main field instead
-        of its plan, or forbids it (False). Safe to call from many threads at once.
+        of its plan, or forbids it (False); `retrievers`, which searches only the named ones (e.g.
+        those `loading()` does not list). Safe to call from many threads at once.
         """
         return self.search_detailed(query, **options).hits
 
@@ -282,6 +284,7 @@ class Engine:
         weights: Mapping[str, float] | None = None,
         modality: Modality | str | None = None,
         exact: bool | None = None,
+        retrievers: Sequence[str] | None = None,
     ) -> SearchResult:
         """Like `search`, plus per-stage timings and the retrievers the query went to."""
         k = self.recipe.spec.search.top_k if top_k is None else top_k
@@ -289,9 +292,13 @@ class Engine:
             raise QueryError(f"top_k must be positive, got {k}")
         q = as_query(query, modality, self.registry.claimed_extensions())
         flt = parse_filter(filter)
+        if not self.collection.exists():  # said before any model loads or any folder is made
+            self._search.route(q, retrievers)
+            self._search.fusion_with(weights)
+            raise self.collection.nothing_indexed()
         self.open()
         with self._rw.read():
-            result = self._search.run(q, k, flt, weights, exact)
+            result = self._search.run(q, k, flt, weights, exact, retrievers)
             if not result.hits and flt is not None:
                 hint = empty_result_hint(self.store, flt)
                 if hint:
@@ -311,9 +318,34 @@ class Engine:
 
         return modality_of_path(path, self.registry.claimed_extensions())
 
+    # ------------------------------------------------------------------ models
+
+    def retrievers_for(self, modality: Modality | str) -> list[str]:
+        """The retrievers a query of this modality goes to."""
+        m = Modality(modality)
+        return [name for name, r in self.recipe.retrievers.items() if r.encoder.accepts(m, "query")]
+
+    def loading(self) -> list[str]:
+        """The retrievers whose encoder still has a model to load before it can encode."""
+        return [name for name, r in self.recipe.retrievers.items() if not r.encoder.ready]
+
+    def warm_up(self, done: Callable[[str], None] | None = None) -> None:
+        """Load every component's model now, the retrievers' encoders first, one by one;
+        `done(retriever name)` after each retriever becomes ready."""
+        for name, r in self.recipe.retrievers.items():
+            r.encoder.warm_up()
+            if done is not None:
+                done(name)
+        for component in self.components():
+            component.warm_up()
+
     # ------------------------------------------------------------------ info
 
     def info(self) -> dict[str, Any]:
+        """The store, its points and disk use, each retriever's fields and plan. A recipe never
+        ingested is described from the recipe alone (no store is created, no model loaded)."""
+        if not self.collection.exists():
+            return self._recipe_info()
         self.open()
         with self._rw.read():
             store = self.store.info()
@@ -323,6 +355,7 @@ class Engine:
             "source": self.recipe.source,
             "store": {"use": self.store.name, "location": store.location, "disk_bytes": store.disk_bytes},
             "points": store.points,
+            "ingested": True,
             "retrievers": {
                 name: {
                     "encoder": r.encoder.name,
@@ -342,4 +375,31 @@ class Engine:
             "fusion": self.recipe.fusion.name if self.recipe.fusion else None,
             "rerank": [r.name for r in self.recipe.rerankers],
             "payload_keys": [k for k in self.collection.payload_keys() if not k.startswith("_")],
+        }
+
+    def _recipe_info(self) -> dict[str, Any]:
+        r = self.recipe
+        return {
+            "recipe": self.name,
+            "source": r.source,
+            "store": {"use": self.store.name, "location": str(getattr(self.store, "root", self.store.where)),
+                      "disk_bytes": 0},
+            "points": 0,
+            "ingested": False,
+            "retrievers": {
+                name: {
+                    "encoder": rr.encoder.name,
+                    "kind": rr.encoder.output,
+                    "dimension": None,
+                    "distance": None,
+                    "query_modalities": sorted(m.value for m in rr.encoder.query_modalities),
+                    "store": {},
+                    "fields": [],
+                    "plan": [],
+                }
+                for name, rr in r.retrievers.items()
+            },
+            "fusion": r.fusion.name if r.fusion else None,
+            "rerank": [x.name for x in r.rerankers],
+            "payload_keys": [],
         }

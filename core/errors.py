@@ -101,3 +101,10 @@ class ItemError(PrismError):
         self.positions = positions
         """Indexes of the failing inputs within the batch, when the raiser knows them."""
         super().__init__(f"{where}: {message}")
+
+
+class ItemSkipped(ItemError):
+    """One retriever does not apply to an item, by the item's own content (a video without a
+    sound track, a clip where no speech is heard): the item is stored with the vectors of the
+    recipe's other retrievers, and the message is reported. Raise `ItemError` instead for an
+    item that is broken; it is then stored in no retriever."""

@@ -16,7 +16,7 @@ from typing import Any
 from .cache import EmbeddingCache
 from .collection import Collection
 from .contracts import HASH_KEY, ID_KEY, OWNER_KEY, RESERVED_PAYLOAD_KEYS, PointBatch, ProgressFn
-from .errors import IngestError, ItemError
+from .errors import IngestError, ItemError, ItemSkipped
 from .recipe import BuiltRecipe
 from .types import Item, Media, Row, from_rows, rows_of
 
@@ -124,13 +124,12 @@ class IngestPipeline:
             collection.record_payload_keys(_payload_keys(unique.values()))
         cache = self._cache() if self.recipe.spec.ingest.cache else None
         batch_size = self.recipe.spec.ingest.batch_size
-        done = 0
         progress("encode", 0, len(todo))
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            self._batch(batch, [hashes[i.id] for i in batch], stored, cache, report)
-            done += len(batch)
-            progress("encode", done, len(todo))
+            self._batch(batch, [hashes[i.id] for i in batch], stored, cache, report,
+                        _BatchProgress(progress, start, len(batch), len(todo), len(self.recipe.retrievers)))
+            progress("encode", start + len(batch), len(todo))
 
         if delete_missing:
             t = time.perf_counter()
@@ -152,9 +151,9 @@ class IngestPipeline:
 
     def _batch(
         self, batch: Sequence[Item], hashes: Sequence[str], stored: dict[str, str], cache: EmbeddingCache | None,
-        report: IngestReport,
+        report: IngestReport, tick: Callable[[int], None] = lambda n: None,
     ) -> None:
-        rows, bad = self._encode_batch(batch, hashes, cache, report)
+        rows, bad, skipped = self._encode_batch(batch, hashes, cache, report, tick)
         t = time.perf_counter()
         retrievers = self.recipe.retrievers
         groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
@@ -163,6 +162,8 @@ class IngestPipeline:
                 continue
             signature = tuple(name for name in rows if i in rows[name])
             if not signature:
+                if i in skipped:  # every retriever that takes it skipped it, and said why
+                    continue
                 report.errors.append(
                     f"{item.source or item.id}: no retriever embeds {item.modality.value} documents; item skipped"
                 )
@@ -184,12 +185,15 @@ class IngestPipeline:
         report.seconds["upsert"] = report.seconds.get("upsert", 0.0) + time.perf_counter() - t
 
     def _encode_batch(
-        self, batch: Sequence[Item], hashes: Sequence[str], cache: EmbeddingCache | None, report: IngestReport
-    ) -> tuple[dict[str, dict[int, Row]], set[int]]:
-        """Each retriever's vector rows by batch position, and the positions that failed in any
-        retriever (reported; they are stored in none)."""
+        self, batch: Sequence[Item], hashes: Sequence[str], cache: EmbeddingCache | None, report: IngestReport,
+        tick: Callable[[int], None],
+    ) -> tuple[dict[str, dict[int, Row]], set[int], set[int]]:
+        """Each retriever's vector rows by batch position, the positions that failed in any
+        retriever (reported; they are stored in none) and those a retriever skipped (reported;
+        stored with the other retrievers' vectors). `tick(n)`: n more items done by one retriever."""
         rows: dict[str, dict[int, Row]] = {}
         bad: set[int] = set()
+        skipped: set[int] = set()
         for name, retriever in self.recipe.retrievers.items():
             encoder = retriever.encoder
             t = time.perf_counter()
@@ -201,9 +205,10 @@ class IngestPipeline:
                 got = {positions[j]: row for j, row in cached.items()}
             missing = [i for i in positions if i not in got]
             report.cache_hits[name] = report.cache_hits.get(name, 0) + len(got)
-            fresh, failed = _encode(encoder, [batch[i] for i in missing])
+            tick(len(batch) - len(missing))
+            fresh, failed, skips = _encode(encoder, [batch[i] for i in missing], tick)
             for j, problem in failed.items():
-                bad.add(missing[j])
+                (skipped if j in skips else bad).add(missing[j])
                 report.errors.append(problem)
             encoded_pos = [missing[j] for j in range(len(missing)) if j not in failed]
             got.update(zip(encoded_pos, fresh, strict=True))
@@ -212,7 +217,26 @@ class IngestPipeline:
                 cache.put(fp, [_content_key(hashes[i]) for i in encoded_pos], from_rows(encoder.output, fresh))
             rows[name] = got
             report.seconds[f"encode:{name}"] = report.seconds.get(f"encode:{name}", 0.0) + time.perf_counter() - t
-        return rows, bad
+        return rows, bad, skipped
+
+
+def _encoder_batch(encoder: Any) -> int:
+    """How many inputs to hand an encoder at once: its own `batch_size` param, else `max_batch`."""
+    size = getattr(encoder.params, "batch_size", None)
+    return size if isinstance(size, int) and size > 0 else max(1, int(encoder.max_batch))
+
+
+class _BatchProgress:
+    """Turns "n more items done by one retriever" into the ingest's item progress."""
+
+    def __init__(self, progress: ProgressFn, start: int, size: int, total: int, retrievers: int):
+        self.progress, self.start, self.size, self.total = progress, start, size, total
+        self.retrievers, self.units = max(1, retrievers), 0
+
+    def __call__(self, n: int) -> None:
+        self.units += n
+        done = min(self.size, self.units // self.retrievers)
+        self.progress("encode", self.start + done, self.total)
 
 
 def load_sources(recipe: BuiltRecipe, report: IngestReport, progress: ProgressFn) -> list[Item]:
@@ -308,10 +332,12 @@ def payload_of(item: Item, content_hash: str, owner: str = SOURCES) -> dict[str,
 
 
 def _encode_isolating(
-    encoder: Any, items: Sequence[Item], positions: list[int], modality: Any, out: dict[int, Row], failed: dict[int, str]
+    encoder: Any, items: Sequence[Item], positions: list[int], modality: Any, out: dict[int, Row], failed: dict[int, str],
+    skips: set[int],
 ) -> None:
     """Encode items[positions]; on an ItemError drop the failing items (one by one when the
-    error does not say which) and encode the rest together."""
+    error does not say which) and encode the rest together. `skips` gets the positions whose
+    error is an `ItemSkipped`."""
     try:
         vectors = encoder.encode_batch([items[i].content for i in positions], modality, "document")
         out.update(zip(positions, rows_of(vectors), strict=True))
@@ -319,29 +345,43 @@ def _encode_isolating(
     except ItemError as exc:
         if len(positions) == 1:
             failed[positions[0]] = f"{items[positions[0]].source or items[positions[0]].id}: {exc.message}"
+            if isinstance(exc, ItemSkipped):
+                skips.add(positions[0])
             return
         known_bad = {positions[p] for p in exc.positions if p < len(positions)}
     if known_bad:
         for i in sorted(known_bad):
-            _encode_isolating(encoder, items, [i], modality, out, failed)  # for its own message
+            _encode_isolating(encoder, items, [i], modality, out, failed, skips)  # for its own message
         rest = [i for i in positions if i not in known_bad]
         if rest:
-            _encode_isolating(encoder, items, rest, modality, out, failed)
+            _encode_isolating(encoder, items, rest, modality, out, failed, skips)
     else:
         for i in positions:
-            _encode_isolating(encoder, items, [i], modality, out, failed)
+            _encode_isolating(encoder, items, [i], modality, out, failed, skips)
 
 
-def _encode(encoder: Any, items: Sequence[Item]) -> tuple[list[Row], dict[int, str]]:
-    """Encode items grouped by modality; isolate items that fail so the rest go on."""
+def _encode(
+    encoder: Any, items: Sequence[Item], tick: Callable[[int], None] = lambda n: None,
+) -> tuple[list[Row], dict[int, str], set[int]]:
+    """Encode items grouped by modality, in the encoder's own batches (`tick` after each);
+    isolate items that fail so the rest go on. Returns the rows, the failures by position and
+    which of them are skips (`ItemSkipped`)."""
     if not items:
-        return [], {}
+        return [], {}, set()
     by_modality: dict[Any, list[int]] = defaultdict(list)
     for i, item in enumerate(items):
         by_modality[item.modality].append(i)
     out: dict[int, Row] = {}
     failed: dict[int, str] = {}
+    skips: set[int] = set()
+    step = _encoder_batch(encoder)
     for modality, positions in by_modality.items():
-        _encode_isolating(encoder, items, positions, modality, out, failed)
+        # Longest texts first, as sentence-transformers orders a batch itself: batches of similar
+        # lengths pad little, and handing them over one by one lets progress advance per batch.
+        positions.sort(key=lambda i: -len(items[i].content) if isinstance(items[i].content, str) else 0)
+        for start in range(0, len(positions), step):
+            part = positions[start : start + step]
+            _encode_isolating(encoder, items, part, modality, out, failed, skips)
+            tick(len(part))
     order = [i for i in range(len(items)) if i not in failed]
-    return [out[i] for i in order], failed
+    return [out[i] for i in order], failed, skips

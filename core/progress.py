@@ -35,6 +35,8 @@ class TerminalProgress:
             filled = int(width * done / total)
             bar = "#" * filled + "-" * (width - filled)
             line = f"{stage:>8} [{bar}] {done}/{total} items  {rate:,.1f} items/s"
+            if 0 < done < total:
+                line += f"  ETA {_clock((total - done) / max(rate, 1e-9))}"
         else:
             line = f"{stage:>8} {done} items  {rate:,.1f} items/s"
         self.stream.write("\r" + line)
@@ -44,3 +46,10 @@ class TerminalProgress:
         if self.enabled and self._stage is not None:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    """`m:ss` (or `h:mm:ss`) for a remaining time."""
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"

@@ -72,9 +72,18 @@ class SearchPipeline:
 
     # ---------------------------------------------------------------- route
 
-    def route(self, query: Query) -> list[Retriever]:
-        """The retrievers whose encoders accept the query's modality."""
-        routed = [r for r in self.recipe.retrievers.values() if r.encoder.accepts(query.modality, "query")]
+    def route(self, query: Query, only: Sequence[str] | None = None) -> list[Retriever]:
+        """The retrievers whose encoders accept the query's modality (of those named in `only`)."""
+        if only is not None:
+            unknown = sorted(set(only) - set(self.recipe.retrievers))
+            if unknown:
+                raise QueryError(f"no retriever named {', '.join(map(repr, unknown))}; "
+                                 f"retrievers: {', '.join(self.recipe.retrievers)}")
+        routed = [r for r in self.recipe.retrievers.values()
+                  if r.encoder.accepts(query.modality, "query") and (only is None or r.name in only)]
+        if not routed and only is not None:
+            raise QueryError(f"none of the retrievers {', '.join(only) or '(none named)'} accepts "
+                             f"{query.modality.value} queries")
         if not routed:
             accepted = sorted({m.value for r in self.recipe.retrievers.values() for m in r.encoder.query_modalities})
             raise QueryError(
@@ -162,15 +171,13 @@ class SearchPipeline:
     # ---------------------------------------------------------------- run
 
     def run(
-        self, query: Query, top_k: int, flt: Filter | None, weights: Mapping[str, float] | None, exact: bool | None = None
+        self, query: Query, top_k: int, flt: Filter | None, weights: Mapping[str, float] | None,
+        exact: bool | None = None, only: Sequence[str] | None = None,
     ) -> SearchResult:
-        routed = self.route(query)
+        routed = self.route(query, only)
         fusion = self.fusion_with(weights)  # a bad override fails before any encoding
         if not self.collection.ingested():
-            source = self.recipe.source
-            raise QueryError(
-                f"{source}: nothing is indexed yet for recipe {self.recipe.spec.name!r}; run `prism ingest {source}` first"
-            )
+            raise self.collection.nothing_indexed()
         if flt is not None:
             self.collection.check_filter(flt)
         timings: dict[str, float] = {}

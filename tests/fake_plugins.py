@@ -12,6 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from prismrag import Encoder, Modality, Params, hookimpl
+from prismrag.support import LoadOnce
 from prismrag.types import Content, Media, Role
 
 _WORD = re.compile(r"\w+")
@@ -58,6 +59,29 @@ class HashEncoder(Encoder):
         return sum(cls.calls)
 
 
+class GatedHashEncoder(HashEncoder):
+    """The hash encoder with a "model" that loads only once `gate` is set: a slow model whose
+    loading the test controls. `loads` counts the loads."""
+
+    name = "gated-hash"
+    gate: ClassVar[threading.Event] = threading.Event()
+    loads: ClassVar[list[int]] = []
+
+    def __init__(self, params=None, context=None):
+        super().__init__(params, context)
+        self._model = LoadOnce(self._load)
+
+    def _load(self) -> str:
+        if not type(self).gate.wait(30):
+            raise TimeoutError("the test never let the gated model load")
+        type(self).loads.append(1)
+        return "loaded"
+
+    def encode(self, contents: Sequence[Content], modality: Modality, role: Role) -> np.ndarray:
+        self._model()
+        return super().encode(contents, modality, role)
+
+
 def _chunks(media: Media) -> list[str]:
     data = media.read()
     return [data[i : i + 8].hex() for i in range(0, min(len(data), 4096), 8)]
@@ -69,6 +93,7 @@ class TestPlugin:
     @hookimpl
     def register_encoders(self, register):
         register(HashEncoder)
+        register(GatedHashEncoder)
 
 
 def make_registry():

@@ -505,3 +505,35 @@ async def test_eval_checks_the_second_recipe_and_asks_before_a_whole_large_corpu
         await pilot.press("ctrl+g")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
+
+
+async def test_keyword_results_come_at_once_and_dense_ones_join_when_the_model_has_loaded(tmp_path: Path):
+    from fake_plugins import GatedHashEncoder
+
+    write_corpus(tmp_path)
+    recipe = write_recipe(tmp_path, rerank=False)
+    recipe.write_text(recipe.read_text().replace("{use: hash, dimension: 64", "{use: gated-hash, dimension: 64"))
+    registry = make_registry()
+    GatedHashEncoder.gate.set()
+    with prismrag.load_recipe(recipe, registry=registry) as engine:
+        engine.ingest()
+    GatedHashEncoder.gate.clear()  # the dense "model" now loads only when the test says so
+    try:
+        app = PrismApp(recipe, registry=registry)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, SearchScreen) and app.engine is not None)
+            screen = app.screen
+            await wait_for(pilot, lambda: "loading dense" in text(screen.query_one("#search-status")))
+            assert "words ready" in text(screen.query_one("#search-status"))
+            await type_text(pilot, "loyal dog")
+            await wait_for(pilot, lambda: screen.query_one("#hits").row_count > 0)
+            status = text(screen.query_one("#search-status"))
+            assert "retrievers: words" in status and "dense loading, added when ready" in status
+            assert all(set(h.provenance.retrievers) <= {"words"} for h in screen._hits)
+
+            GatedHashEncoder.gate.set()
+            await wait_for(pilot, lambda: screen._routed == ["dense", "words"])
+            assert "loading" not in text(screen.query_one("#search-status"))
+            assert any("dense" in h.provenance.retrievers for h in screen._hits)
+    finally:
+        GatedHashEncoder.gate.set()

@@ -70,6 +70,8 @@ class PrismApp(App[int]):
         light: bool = False,
         warm_up: bool = True,
     ) -> None:
+        if recipe:  # straight to searching: the recipe screen (which validates every recipe it lists) waits
+            self.DEFAULT_MODE = "search"
         super().__init__()
         self.registry = registry or Registry()
         self.recipes_dir = Path(recipes_dir)
@@ -92,8 +94,6 @@ class PrismApp(App[int]):
             self.open_recipe(self.initial_recipe)
         except PrismError:
             self.switch_mode("recipe")  # the recipe screen shows the problems inline
-            return
-        self.switch_mode("search")
 
     def on_unmount(self) -> None:
         if self.engine is not None:
@@ -143,11 +143,14 @@ class PrismApp(App[int]):
 
     @work(thread=True, group="engine", exit_on_error=False)
     def _warm(self, engine: Engine, generation: int) -> None:
-        """Open the store and load every query encoder, so the first keystroke is fast."""
+        """Open the store (no model loads: the index records its dimensions), let searching
+        start with the retrievers that need no model, then load the models one by one."""
         status = ""
         try:
             if engine.ingested():
-                engine.search_detailed("warm up", top_k=1)
+                self.call_from_thread(self._progressed, generation)
+                engine.warm_up(done=lambda _name: self.call_from_thread(self._progressed, generation))
+                engine.search_detailed("warm up", top_k=1)  # first-call costs of every stage
             else:
                 status = "the index is empty: ingest it first (F3)"
         except PrismError as exc:
@@ -155,6 +158,12 @@ class PrismApp(App[int]):
         except Exception as exc:  # a broken plugin must not take the UI down
             status = f"error: {type(exc).__name__}: {exc}"
         self.call_from_thread(self._warmed, generation, status)
+
+    def _progressed(self, generation: int) -> None:
+        """The store is open (or one more model loaded): searching may go on with what is ready."""
+        if generation == self.generation:
+            self.engine_status = ""
+            self._notify_screen()
 
     def _warmed(self, generation: int, status: str) -> None:
         if generation != self.generation:

@@ -97,6 +97,8 @@ class SearchScreen(PrismScreen):
         self._request: SearchRequest | None = None
         self._pending_detail: Hit | None = None
         self._status_one_line = False
+        self._waiting: list[str] = []
+        """Retrievers the shown results lack because their models were still loading."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -155,7 +157,9 @@ class SearchScreen(PrismScreen):
             self.schedule()
 
     def status_changed(self) -> None:
-        if not self._hits and self._request is None:
+        if self._waiting and self.engine is not None and set(self._waiting) - set(self.engine.loading()):
+            self.schedule(0.0)  # a model the shown results lacked has loaded: search again with it
+        elif not self._hits and self._request is None:
             self._status(self._idle_status())
 
     def _idle_status(self) -> Text:
@@ -166,8 +170,13 @@ class SearchScreen(PrismScreen):
             style = "bold red" if app.engine_status.startswith("error") else "italic"
             return Text(app.engine_status, style=style)
         modalities = ", ".join(sorted(m.value for m in app.engine.query_modalities()))
-        ready = "ready" if app.engine_ready else "loading models…"
-        return Text(f"{app.engine.name}: {ready}; queries of: {modalities}", style="italic")
+        loading = app.engine.loading() if not app.engine_ready else []
+        if loading:
+            ready = [n for n in app.engine.recipe.retrievers if n not in loading]
+            state = f"loading {', '.join(loading)}…" + (f" ({', '.join(ready)} ready)" if ready else "")
+        else:
+            state = "ready" if app.engine_ready else "opening the index…"
+        return Text(f"{app.engine.name}: {state}; queries of: {modalities}", style="italic")
 
     def _status(self, text: RenderableType, error: bool = False) -> None:
         # A status as tall as the last one needs no layout pass (which costs a frame); one whose
@@ -192,7 +201,8 @@ class SearchScreen(PrismScreen):
         """(Re)start the debounce timer; the search runs when typing pauses."""
         if self._timer is not None:
             self._timer.stop()
-        self._timer = self.set_timer(self.DEBOUNCE if delay is None else delay, self.start_search)
+        # Textual's timer divides by its interval when it fires late: never give it zero.
+        self._timer = self.set_timer(max(0.001, self.DEBOUNCE if delay is None else delay), self.start_search)
 
     def start_search(self) -> None:
         self._timer = None
@@ -245,7 +255,16 @@ class SearchScreen(PrismScreen):
         t0 = time.perf_counter()
         try:
             flt = parse_filter_text(request.filter_text)
-            result = engine.search_detailed(request.query, top_k=request.top_k, filter=flt, weights=request.weights)
+            modality = query_modality(request.query, engine.registry.claimed_extensions()) or Modality.TEXT
+            routed = engine.retrievers_for(modality)
+            waiting = [n for n in engine.loading() if n in routed]
+            ready = [n for n in routed if n not in waiting]
+            # Results at once from the retrievers whose models are in memory (BM25 needs none);
+            # the others join when their models have loaded (status_changed searches again).
+            only = ready if waiting and ready else None
+            result = engine.search_detailed(request.query, top_k=request.top_k, filter=flt, weights=request.weights,
+                                            retrievers=only)
+
         except (PrismError, ValueError) as exc:
             if not worker.is_cancelled:
                 self.app.call_from_thread(self._show_error, request, str(exc))
@@ -256,21 +275,23 @@ class SearchScreen(PrismScreen):
             return
         elapsed = time.perf_counter() - t0
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._show_results, request, result, elapsed)
+            self.app.call_from_thread(self._show_results, request, result, elapsed, waiting if only else [])
 
     def _show_error(self, request: SearchRequest, message: str) -> None:
         if request.seq != self._seq:
             return
         self._request = request
+        self._waiting = []
         self._clear_results()
         self._status(Text(message, style="bold red"), error=True)
 
-    def _show_results(self, request: SearchRequest, result: Any, elapsed: float) -> None:
+    def _show_results(self, request: SearchRequest, result: Any, elapsed: float, waiting: list[str] | None = None) -> None:
         if request.seq != self._seq:
             return  # stale: the user typed on
         self._request = request
         self._hits = list(result.hits)
         self._routed = list(result.retrievers)
+        self._waiting = list(waiting or [])
         table = self.query_one("#hits", DataTable)
         table.clear()
         fixed = 3 + 7 + self.ID_WIDTH + 5 + 2 * 5 + 2  # columns, cell padding, scrollbar
@@ -290,6 +311,8 @@ class SearchScreen(PrismScreen):
             parts.append(f"filter: {request.filter_text.strip()}")
         if self.SHOW_TIMINGS:
             parts.append(f"{elapsed * 1000:.0f} ms")
+        if self._waiting:
+            parts.append(f"{', '.join(self._waiting)} loading, added when ready")
         self._status(Text(" · ".join(parts)))
         if self._hits:
             table.move_cursor(row=0)

@@ -12,6 +12,7 @@ from ..errors import (
     IndexMismatchError,
     IngestError,
     ItemError,
+    ItemSkipped,
     MissingDependencyError,
     ModelNotAvailableError,
     PluginError,
@@ -84,7 +85,7 @@ COMPONENT_BASES: dict[str, type[Component]] = {
 __all__ = [
     "COMPONENT_BASES", "HASH_KEY", "ID_KEY", "OWNER_KEY", "RESERVED_PAYLOAD_KEYS", "Cancelled", "Candidate",
     "Component", "Condition", "Content", "Context", "Distance", "Encoder", "Filter", "FusedEntry",
-    "Fusion", "Index", "IndexMismatchError", "IngestError", "Item", "ItemError", "Loader", "Media",
+    "Fusion", "Index", "IndexMismatchError", "IngestError", "Item", "ItemError", "ItemSkipped", "Loader", "Media",
     "MissingDependencyError", "Modality", "ModelNotAvailableError", "MultiBatch", "NoParams",
     "Params", "PluginError", "PointBatch", "PrismError", "ProgressFn", "Quantization", "Query",
     "QueryError", "RerankContext", "RerankParams", "Reranker", "Role", "Row", "ScoredId",

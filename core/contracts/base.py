@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from .lazy import LoadOnce
+
 if TYPE_CHECKING:
     from .loader import Loader
 
@@ -87,6 +89,29 @@ class Component(ABC):
         if not isinstance(cls.description, str):
             problems.append("`description` must be a string")
         return problems
+
+    @property
+    def ready(self) -> bool:
+        """False while using the component would first load something (a model it holds in a
+        `LoadOnce` attribute and has not loaded yet). Front ends search with the ready
+        retrievers first and add the others after `warm_up`. Override when loading is elsewhere."""
+        return all(part.loaded for part in self._lazy_parts())
+
+    def warm_up(self) -> None:
+        """Load now what the component loads on first use (every `LoadOnce` attribute), so the
+        first query does not wait for it. Override when loading is elsewhere."""
+        for part in self._lazy_parts():
+            part()
+
+    def _lazy_parts(self) -> list[LoadOnce]:
+        """Its own `LoadOnce` attributes and those of components it wraps (an inner encoder)."""
+        parts: list[LoadOnce] = []
+        for value in vars(self).values():
+            if isinstance(value, LoadOnce):
+                parts.append(value)
+            elif isinstance(value, Component) and value is not self:
+                parts.extend(value._lazy_parts())
+        return parts
 
     def close(self) -> None:  # noqa: B027 - optional for subclasses, unlike the kind's one method
         """Release what the component holds (models, files, connections); the engine calls it

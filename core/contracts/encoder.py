@@ -10,7 +10,7 @@ from typing import Any, ClassVar, get_args
 
 import numpy as np
 
-from ..errors import ItemError, QueryError
+from ..errors import ItemError, ItemSkipped, QueryError
 from ..types import (
     Content,
     Distance,
@@ -131,8 +131,9 @@ class Encoder(Component):
         for start in range(0, len(contents), self.max_batch):
             try:
                 parts.append(self.encode(contents[start : start + self.max_batch], modality, role))
-            except ItemError as exc:  # positions relative to the whole batch
-                raise ItemError(exc.where, exc.message, tuple(start + p for p in exc.positions)) from exc
+            except ItemError as exc:  # positions relative to the whole batch; a skip stays a skip
+                kind = ItemSkipped if isinstance(exc, ItemSkipped) else ItemError
+                raise kind(exc.where, exc.message, tuple(start + p for p in exc.positions)) from exc
         out = concat_vectors(parts, self.output)
         if batch_len(out) != len(contents):
             raise ItemError(self.name, f"returned {batch_len(out)} vectors for {len(contents)} inputs")

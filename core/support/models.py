@@ -11,13 +11,13 @@ import importlib
 import importlib.util
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from ..contracts import Context
+from ..contracts.lazy import LoadOnce
 from ..errors import MissingDependencyError, ModelNotAvailableError
 
 __all__ = [
@@ -39,28 +39,6 @@ _TRUE = {"1", "true", "yes", "on"}
 
 T = TypeVar("T")
 
-
-class LoadOnce(Generic[T]):
-    """Calls `load` on first use, once even when several threads ask at the same time.
-
-    A failed load raises to its caller and is tried again on the next call.
-    """
-
-    def __init__(self, load: Callable[[], T]):
-        self._load = load
-        self._value: T | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> T:
-        if self._value is None:
-            with self._lock:
-                if self._value is None:
-                    self._value = self._load()
-        return self._value
-
-    @property
-    def loaded(self) -> bool:
-        return self._value is not None
 
 
 def is_offline() -> bool:
