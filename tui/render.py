@@ -12,7 +12,7 @@ from rich.text import Text
 from prismrag.explain import Explanation
 from prismrag.explain import explain as explanation_of
 from prismrag.support.terminal import printable
-from prismrag.types import Hit, time_span_label
+from prismrag.types import Hit, time_code, time_span_label
 
 _WORD = re.compile(r"\w+")
 _HEADING = re.compile(r"(?m)^\s*#{1,6}\s+")
@@ -182,13 +182,35 @@ def metadata_table(payload: Mapping[str, Any], skip: Iterable[str] = ("text",)) 
         rows.append([Text(printable(key, newlines=False), style="bold"), Text(printable(value))])
     span = payload.get("span")
     if isinstance(span, Mapping) and span.get("t_start") is not None and payload.get("path"):
-        # The TUI plays nothing; it says where the passage is and how to hear it.
+        # The TUI plays nothing; it says where the passage is and how to hear (or watch) it.
         start, end = float(span["t_start"]), float(span.get("t_end") or span["t_start"])
-        rows.append([Text("listen", style="bold"),
-                     f"ffplay -nodisp -autoexit -ss {start:.1f} -t {end - start:.1f} {payload['path']}"])
+        video = payload.get("modality") == "video"
+        rows.append([Text("play" if video else "listen", style="bold"),
+                     f"ffplay {'' if video else '-nodisp '}-autoexit -ss {start:.1f} -t {end - start:.1f} {payload['path']}"])
     if not isinstance(payload.get("thumbnail"), str):
         return grid(rows)
     out = thumbnail_blocks(payload["thumbnail"])
+    caption = _keyframe_caption(payload)
+    if caption is not None:
+        out.append("\n")
+        out.append_text(caption)
     out.append("\n")
     out.append_text(grid(rows))
+    return out
+
+
+def _keyframe_caption(payload: Mapping[str, Any]) -> Text | None:
+    """Under a video keyframe: where it is (`clip.mp4 @ 00:04.0–00:06.0 · frame 00:05.0`) and what
+    is said in the segment; None for a thumbnail that is not from a time span."""
+    label = time_span_label(payload)
+    if label is None:
+        return None
+    out = Text(printable(label), style="bold")
+    shown = payload.get("thumbnail_s")
+    if isinstance(shown, (int, float)) and not isinstance(shown, bool):
+        out.append(f" \u00b7 frame {time_code(float(shown))}", style="dim")
+    transcript = payload.get("transcript")
+    if isinstance(transcript, str) and transcript.strip():
+        out.append("\n")
+        out.append(printable(" ".join(transcript.split())), style="italic")
     return out
