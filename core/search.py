@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .collection import Collection
 from .contracts import Candidate, Filter, FusedEntry, Fusion, RerankContext, SearchPlan, StageLists
 from .errors import QueryError
@@ -24,6 +26,7 @@ from .types import (
     ScoredId,
     StageTrace,
     Vectors,
+    rows_of,
 )
 
 
@@ -201,8 +204,45 @@ class SearchPipeline:
 
         ctx = _StoreRerankContext(self.recipe, self.collection, query, qvecs)
         order, scores, traces = self.rerank(query, fused, payloads, ctx, timings)
-        hits = self.assemble(order[:top_k], scores, traces, fused, fusion_name, lists, stages, payloads)
+        parts = self.locate_parts(routed, order[:top_k], lists, payloads, qvecs)
+        hits = self.assemble(order[:top_k], scores, traces, fused, fusion_name, lists, stages, payloads, parts)
         return SearchResult(hits, timings, [r.name for r in routed], {r.name: r.top_k for r in routed})
+
+    # ---------------------------------------------------------------- parts
+
+    def locate_parts(
+        self, routed: Sequence[Retriever], ids: Sequence[str], lists: Mapping[str, list[ScoredId]],
+        payloads: Mapping[str, Any], qvecs: Mapping[str, Vectors],
+    ) -> dict[str, dict[str, tuple[int, Any]]]:
+        """For retrievers whose encoder names its parts (a video's keyframes): which stored vector
+        of each final hit the query matched best, and that part's payload entry. One read of
+        the hits' vectors per such retriever; other recipes pay nothing."""
+        out: dict[str, dict[str, tuple[int, Any]]] = {}
+        for r in routed:
+            key = r.encoder.parts_key
+            main = self.collection.fields_of(r.name)[0]
+            if key is None or main.kind != "multi":
+                continue
+            found = {s.id for s in lists.get(r.name, [])}
+            wanted = [i for i in ids if i in found]
+            if not wanted:
+                continue
+            query = np.asarray(rows_of(qvecs[r.name])[0], np.float32)  # [m, d]
+            points = self.collection.store.retrieve(wanted, with_vectors=[main.name])
+            located: dict[str, tuple[int, Any]] = {}
+            for item_id in wanted:
+                point = points.get(item_id)
+                if point is None or main.name not in point.vectors:
+                    continue
+                doc = np.asarray(point.vectors[main.name], np.float32)  # [n, d]
+                if doc.ndim != 2 or not len(doc) or doc.shape[1] != query.shape[-1]:
+                    continue
+                best = int((doc @ query.T).max(axis=1).argmax())
+                labels = (payloads[item_id].payload if item_id in payloads else {}).get(key)
+                label = labels[best] if isinstance(labels, list) and best < len(labels) else None
+                located[item_id] = (best, label)
+            out[r.name] = located
+        return out
 
     # ---------------------------------------------------------------- assemble
 
@@ -211,6 +251,7 @@ class SearchPipeline:
         order: Sequence[str], scores: Mapping[str, float], traces: Mapping[str, list[RerankTrace]],
         fused: Sequence[FusedEntry], fusion_name: str | None, lists: Mapping[str, list[ScoredId]],
         stages: Mapping[str, Mapping[str, tuple[StageTrace, ...]]], payloads: Mapping[str, Any],
+        parts: Mapping[str, Mapping[str, tuple[int, Any]]] | None = None,
     ) -> list[Hit]:
         ranks = {name: {s.id: (k + 1, s.score) for k, s in enumerate(lst)} for name, lst in lists.items()}
         fused_by_id = {f.id: f for f in fused}
@@ -220,7 +261,8 @@ class SearchPipeline:
             payload = {k: v for k, v in (point.payload if point else {}).items() if not k.startswith("_")}
             f = fused_by_id[item_id]
             retrievers = {
-                name: RetrieverTrace(m[item_id][0], m[item_id][1], stages.get(name, {}).get(item_id, ()))
+                name: RetrieverTrace(m[item_id][0], m[item_id][1], stages.get(name, {}).get(item_id, ()),
+                                     *(parts or {}).get(name, {}).get(item_id, (None, None)))
                 for name, m in ranks.items() if item_id in m
             }
             provenance = Provenance(

@@ -289,9 +289,16 @@ class RetrieverTrace:
     rank: int  # 1-based
     score: float
     stages: tuple[StageTrace, ...] = ()
+    best_part: int | None = None
+    """For an encoder that names its parts (`Encoder.parts_key`, e.g. a video's keyframes): which
+    of the hit's stored vectors matched the query best."""
+    part_label: Any = None
+    """That part's entry in the payload list `parts_key` names (e.g. the keyframe's time)."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"rank": self.rank, "score": self.score}
+        if self.best_part is not None:
+            data["best_part"], data["part_label"] = self.best_part, self.part_label
         if self.stages:
             data["stages"] = [{"field": s.field, "rank": s.rank, "score": s.score, "limit": s.limit} for s in self.stages]
         return data

@@ -75,6 +75,7 @@ class VideoFramesEncoder(Encoder):
     Params = VideoFramesParams
     params: VideoFramesParams
     output = "multi"
+    parts_key = "keyframes"  # one vector per keyframe: search marks the frame that matched best
     document_modalities = frozenset({Modality.VIDEO})
     query_modalities = frozenset({Modality.VIDEO, Modality.IMAGE, Modality.TEXT})
     metric = "cosine"

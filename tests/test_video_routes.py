@@ -94,6 +94,13 @@ def test_keyframes_as_multi_vectors_find_the_moment_by_image_and_by_clip(tmp_pat
         assert hit.id == "show.mp4#1" and hit.payload["span"] == {"t_start": 3.0, "t_end": 6.0}
         assert hit.payload["parent_id"] == "show.mp4" and hit.score == pytest.approx(1.0, abs=0.02)
         assert hit.payload["keyframes"] == [3.5, 4.5, 5.5]  # one a second, in the middle of each; MaxSim's rows
+        trace = hit.provenance.retrievers["frames"]  # the keyframe that matched best: the still's own frame
+        assert (trace.best_part, trace.part_label) == (1, 4.5)
+        assert trace.to_dict()["part_label"] == 4.5
+        from prismrag.explain import explain, explanation_lines
+
+        assert "frames: rank 1" in explanation_lines(explain(hit, ["frames"], {"frames": 10}))[0]
+        assert explanation_lines(explain(hit, ["frames"], {"frames": 10}))[0].endswith("best match at 00:04.5")
         # a short clip of the third scene's picture
         clip = write_video(tmp_path / "query.mp4", seconds=1.0, fps=10, scenes=(0.0,))
         assert {h.id for h in engine.search(clip)[:2]} == {"show.mp4#0", "other.mkv#0"}  # the two red scenes

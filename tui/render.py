@@ -143,6 +143,10 @@ def explain(hit: Hit, routed: Sequence[str], top_ks: Mapping[str, int]) -> Text:
         out.append_text(Text.assemble(("fusion ", "bold"), f"{e.fusion}: fused score {_fmt(e.fused_score)}"))
     else:
         out.append("single retriever: no fusion", style="dim")
+    for line in e.retrievers:
+        if line.best_part:
+            out.append("\n")
+            out.append_text(Text.assemble((f"{line.name} ", "bold"), f"best match {line.best_part}"))
     for r in e.rerank:
         arrow = "↑" if r.moved > 0 else ("↓" if r.moved < 0 else "=")
         style = "green" if r.moved > 0 else ("red" if r.moved < 0 else "dim")

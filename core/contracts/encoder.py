@@ -44,6 +44,10 @@ class Encoder(Component):
     """True when the encoder leaves inverse document frequency to the index (BM25)."""
     max_batch: ClassVar[int] = 64
     """Largest batch handed to `encode` at once; encoders that batch internally raise it."""
+    parts_key: ClassVar[str | None] = None
+    """For multi-vector output whose vectors stand for parts of the item (a video's keyframes):
+    the payload key listing them, one entry per vector. Search then marks which part of each hit
+    matched the query best (`RetrieverTrace.best_part`, `part_label`)."""
     fingerprint_excludes: ClassVar[frozenset[str]] = frozenset({"batch_size", "device", "show_progress"})
     """Params that do not change the vectors, left out of the embedding-cache key."""
 
