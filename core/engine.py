@@ -169,7 +169,9 @@ class Engine:
     def ingest(self, progress: ProgressFn | None = None, *, rebuild: bool = False) -> IngestReport:
         """Load the recipe's sources and bring their items in line with them (adds, updates,
         deletes). Items added with `ingest_items` belong to their own owner and are kept; a
-        `rebuild` re-encodes them from their stored text (or file path) with the new encoders."""
+        `rebuild` re-encodes them from their stored text (or file path) with the new encoders.
+        `progress("encode", done, total)` advances with every encoder batch; a count at the end
+        of an ingest batch (`ingest.batch_size`) is reported once those items are stored."""
         with self._ingest_lock:
             report = IngestReport()
             items = self._ingest.load_sources(report, progress or no_progress)

@@ -235,7 +235,9 @@ class _BatchProgress:
 
     def __call__(self, n: int) -> None:
         self.units += n
-        done = min(self.size, self.units // self.retrievers)
+        # Below the batch's end: that count is reported once the batch is stored, so a count at a
+        # batch boundary always means durable (a killed ingest keeps everything up to it).
+        done = min(self.size - 1, self.units // self.retrievers)
         self.progress("encode", self.start + done, self.total)
 
 

@@ -4,8 +4,10 @@ decides when it may run (under its read lock)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,19 @@ class SearchResult:
     """Each routed retriever's list length (for "not in its top N" in explanations)."""
     notes: list[str] = field(default_factory=list)
     """Hints for the user, e.g. which values a field holds when a filter matched nothing."""
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads that run a query's retrievers side by side (shared by every engine)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prism-retriever")
+        return _POOL
 
 
 def _tie_key(s: ScoredId) -> tuple[float, str]:
@@ -187,8 +202,14 @@ class SearchPipeline:
         lists: dict[str, list[ScoredId]] = {}
         stages: dict[str, dict[str, tuple[StageTrace, ...]]] = {}
         qvecs: dict[str, Vectors] = {}
-        for r in routed:
-            qvecs[r.name], plan, found = self.retrieve(r, query, flt, exact, timings)
+        if len(routed) > 1:  # encoders and the engine release the GIL: one retriever's work overlaps another's
+            pool = _pool()
+            futures = [pool.submit(self.retrieve, r, query, flt, exact, timings) for r in routed]
+            results = [f.result() for f in futures]
+        else:
+            results = [self.retrieve(routed[0], query, flt, exact, timings)]
+        for r, (vectors, plan, found) in zip(routed, results, strict=True):
+            qvecs[r.name] = vectors
             lists[r.name] = found[-1]
             if len(plan.stages) > 1:
                 stages[r.name] = _stage_traces(plan, found)
