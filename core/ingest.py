@@ -103,7 +103,9 @@ class IngestPipeline:
         collection, store = self.collection, self.collection.store
         with self.write():
             collection.open()
-            stored = store.manifest()
+            # Deleting what is missing needs every stored id; adding items needs only theirs (a
+            # server's small ingests must not scan a large collection under the write lock).
+            stored = store.manifest() if delete_missing else stored_hashes(store, list(unique))
         hashes: dict[str, str] = {}
         todo: list[Item] = []
         for item_id, item in unique.items():
@@ -139,7 +141,7 @@ class IngestPipeline:
                     store.delete(gone)
             report.deleted = len(gone)
             report.seconds["delete"] = time.perf_counter() - t
-        if delete_missing is not True:
+        if delete_missing == "owner":
             for i, h in stored.items():
                 if i not in unique and owner_of(h) != owner:
                     report.kept[owner_of(h)] = report.kept.get(owner_of(h), 0) + 1
@@ -218,6 +220,17 @@ class IngestPipeline:
             rows[name] = got
             report.seconds[f"encode:{name}"] = report.seconds.get(f"encode:{name}", 0.0) + time.perf_counter() - t
         return rows, bad, skipped
+
+
+def stored_hashes(store: Any, ids: Sequence[str]) -> dict[str, str]:
+    """The stored content hash of each of `ids` that is in the store (a manifest of just them)."""
+    out: dict[str, str] = {}
+    for start in range(0, len(ids), 1024):
+        for item_id, point in store.retrieve(ids[start : start + 1024]).items():
+            h = point.payload.get(HASH_KEY)
+            if isinstance(h, str):
+                out[item_id] = h
+    return out
 
 
 def _encoder_batch(encoder: Any) -> int:
