@@ -3,8 +3,10 @@ record that ties the stored vectors to the encoders that made them."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from .contracts import Filter, Store, VectorField, Vectors
@@ -12,6 +14,8 @@ from .errors import IndexMismatchError, QueryError
 from .recipe import BuiltRecipe, Retriever
 
 META_VERSION = 1
+RECIPE_SUFFIXES = (".yaml", ".yml", ".toml")
+log = logging.getLogger("prismrag.collection")
 
 
 def encoder_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
@@ -42,9 +46,10 @@ class Collection:
     """Opens the store lazily, checks it was built by the recipe's encoders, and keeps the
     payload keys seen so far (for filter checks). Callers serialise writes (the engine does)."""
 
-    def __init__(self, recipe: BuiltRecipe):
+    def __init__(self, recipe: BuiltRecipe, store: Store | None = None):
         self.recipe = recipe
-        self.store: Store = recipe.store
+        self.store: Store = store if store is not None else recipe.store
+        """The recipe's store, or another (the staging store of a rebuild)."""
         self._fields: dict[str, list[VectorField]] = {}
         self._meta: dict[str, Any] = {}
         self._stored_dimensions: dict[str, int] = {}
@@ -106,9 +111,12 @@ class Collection:
                     f"{source}: the index was built with other encoder settings than the recipe names now "
                     f"({what}). Run `prism ingest {source} --rebuild` to re-index, or restore the previous settings."
                 )
+            recipe_file = self._recipe_file()
+            self._warn_if_shared(meta.get("recipe_file"), recipe_file)
             self._meta = {
                 "version": META_VERSION,
                 "recipe": self.recipe.spec.name,
+                "recipe_file": recipe_file,
                 "encoders": expected,
                 "encoder_records": records,
                 "dimensions": {name: fields[0].dimension for name, fields in self._fields.items()
@@ -118,6 +126,22 @@ class Collection:
             if meta != self._meta:
                 self.store.write_meta(self._meta)
             self._opened = True
+
+    def _recipe_file(self) -> str | None:
+        """The recipe's file, absolute (None for a recipe built in code)."""
+        path = Path(self.recipe.source)
+        return str(path.resolve()) if path.suffix.lower() in RECIPE_SUFFIXES and path.is_file() else None
+
+    def _warn_if_shared(self, before: Any, now: str | None) -> None:
+        """A copy of a recipe that kept its `name` (and so its default store folder) writes the
+        same index as the original: say so while both files exist."""
+        if isinstance(before, str) and now is not None and before != now and Path(before).is_file():
+            where = getattr(self.store, "root", self.store.where)
+            log.warning(
+                "%s: recipe %r shares its data folder %s with %s (a copy that kept the name?): both read and "
+                "write one index. Give this recipe its own `name` or `store.path`.",
+                self.recipe.source, self.recipe.spec.name, where, before,
+            )
 
     def _check_owner(self, meta: dict[str, Any]) -> None:
         """Refuse a store that another recipe (another name) built: its items would be replaced."""
@@ -132,15 +156,25 @@ class Collection:
             )
 
     def close(self) -> None:
-        if self._opened or self._claimed:  # a claim whose open failed is given back too
-            self.store.close()
+        # Always: a claim whose open failed is given back too, and so is one a rebuild made
+        # through the store alone (reading the old collection's items). Stores close idempotently.
+        self.store.close()
         self._opened = self._claimed = False
 
-    def drop(self) -> None:
-        """Delete every stored vector of the recipe and open an empty collection."""
+    def forget(self) -> None:
+        """After the store's collection was replaced (a rebuild swapped in): open it again on next use."""
+        self._opened = False
+        self._fields, self._meta, self._stored_dimensions = {}, {}, {}
+
+    def claim_for_rebuild(self) -> None:
+        """Lock the store and refuse a rebuild over another recipe's index."""
         self.store.claim()
         self._claimed = True
         self._check_owner(self.store.read_meta() or {})
+
+    def drop(self) -> None:
+        """Delete every stored vector of the recipe and open an empty collection."""
+        self.claim_for_rebuild()
         self.store.drop()
         self._opened = False
         self._fields = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -20,7 +21,7 @@ from typing_extensions import Unpack
 from .cache import EmbeddingCache
 from .collection import Collection
 from .concurrency import ReadWriteLock
-from .contracts import Component, Filter, Fusion, ProgressFn, VectorField, no_progress
+from .contracts import Component, Filter, Fusion, ProgressFn, Store, VectorField, no_progress
 from .errors import IndexMismatchError, QueryError
 from .filters import parse_filter
 from .ingest import SOURCES, IngestPipeline, IngestReport, check_owner
@@ -175,6 +176,9 @@ class Engine:
         with self._ingest_lock:
             report = IngestReport()
             items = self._ingest.load_sources(report, progress or no_progress)
+            staged = self.store.staging() if rebuild else None
+            if staged is not None:
+                return self._rebuild_beside(staged, items, report, progress or no_progress)
             others: dict[str, list[Item]] = {}
             if rebuild:
                 # Checked before the drop: a rebuild from an empty corpus must not wipe the index.
@@ -188,6 +192,33 @@ class Engine:
                 report.kept[owner] = again.added
                 report.errors.extend(again.errors)
             return report
+
+    def _rebuild_beside(
+        self, staged: Store, items: list[Item], report: IngestReport, progress: ProgressFn,
+    ) -> IngestReport:
+        """Build the new index in the staging store while this one answers searches, and swap it
+        in only when complete; on any failure the staging store is deleted and the old index
+        stays as it was."""
+        items = list(self._ingest.valid_items(items, report).values())  # an empty corpus fails here
+        try:
+            self.collection.claim_for_rebuild()  # held: no other process rebuilds this store now
+            staged.discard()  # what a killed rebuild left
+            with self._rw.read():
+                others = self._items_to_carry(report)
+            building = IngestPipeline(self.recipe, Collection(self.recipe, staged), self._ingest_cache, nullcontext)
+            building.run(items, report, progress, delete_missing="owner", owner=SOURCES)
+            for owner, kept in others.items():
+                again = building.run(kept, IngestReport(), progress, False, owner)
+                report.kept[owner] = again.added
+                report.errors.extend(again.errors)
+            with self._rw.write():  # searches wait only for the renames
+                self.store.swap_in(staged)
+                self.collection.forget()
+        except BaseException:
+            staged.discard()
+            raise
+        self.open()
+        return report
 
     def _items_to_carry(self, report: IngestReport) -> dict[str, list[Item]]:
         """Before a rebuild's drop: the items of other owners than the sources, to re-encode

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -82,6 +83,9 @@ from ._space import MARGIN, WRITE_FACTOR, batch_bytes, free_bytes, require_space
 
 log = logging.getLogger("prismrag.store")
 META_FILE = "prism-meta.json"
+STAGING_DIR = "rebuild"
+"""Where `--rebuild` builds the new index, inside the store's folder, while the old one answers."""
+OLD_SHARD_DIR = "shard.old"
 SHARD_DIR = "shard"
 UPSERT_CHUNK = 1024
 RETRIEVE_CHUNK = 1024
@@ -246,6 +250,9 @@ class QdrantEdgeStore(Store):
                     return
                 self.close()
             self.claim()
+            old = self.root / OLD_SHARD_DIR
+            if old.is_dir() and not self.shard_dir.exists():  # a swap interrupted after its first rename
+                old.rename(self.shard_dir)
             config = self._config(wanted)
             exists = (self.shard_dir / "edge_config.json").exists() or (self.shard_dir / "segments").exists()
             if exists:
@@ -328,6 +335,39 @@ class QdrantEdgeStore(Store):
                 self._shard, self._dirty = None, False
             shutil.rmtree(self.shard_dir, ignore_errors=True)
             self.meta_path.unlink(missing_ok=True)
+
+    def staging(self) -> QdrantEdgeStore:
+        """A store in `<path>/rebuild` (nothing is written until it is opened)."""
+        root = self.root / STAGING_DIR
+        params = self.params.model_copy(update={"path": str(root)})
+        return type(self)(params, self.context)
+
+    def swap_in(self, staged: Store) -> None:
+        """Renames: the live shard aside, the staged one in, its record over ours, the old shard
+        gone. A crash between the first two renames leaves `shard.old`, which `open` restores."""
+        if not isinstance(staged, QdrantEdgeStore) or staged.root.parent != self.root:
+            raise PrismError(f"{self.root}: can only swap in a store made by staging()")
+        with self._lock:
+            self.claim()
+            staged.close()
+            if self._shard is not None:
+                self._shard.flush()
+                self._shard.close()
+                self._shard, self._dirty = None, False
+            old = self.root / OLD_SHARD_DIR
+            shutil.rmtree(old, ignore_errors=True)
+            if self.shard_dir.exists():
+                self.shard_dir.rename(old)
+            staged.shard_dir.rename(self.shard_dir)
+            os.replace(staged.meta_path, self.meta_path)
+            shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(staged.root, ignore_errors=True)
+            self.fields, self._params, self._indexed = {}, {}, set()
+
+    def discard(self) -> None:
+        with self._lock:
+            self.close()
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def _need(self) -> Any:
         if self._shard is None:

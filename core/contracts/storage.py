@@ -237,3 +237,18 @@ class Store(Component):
     def drop(self) -> None:
         """Delete the collection and everything in it (for a rebuild); the store may be reopened."""
         raise NotImplementedError(f"store {self.name!r} cannot drop its collection")
+
+    def staging(self) -> Store | None:
+        """A new, empty store of the same kind beside this one, into which a rebuild writes while
+        this one still answers searches; `swap_in` then makes it this store's collection. None
+        (the default): this store rebuilds in place (drop, then ingest)."""
+        return None
+
+    def swap_in(self, staged: Store) -> None:
+        """Replace this store's collection (and metadata record) with `staged`'s, which is closed
+        and gone afterwards. This store stays claimed and is opened again by the next `open`."""
+        raise NotImplementedError(f"store {self.name!r} does not stage rebuilds")
+
+    def discard(self) -> None:
+        """Delete a staging store's files: a failed rebuild's, or leftovers before one starts."""
+        raise NotImplementedError(f"store {self.name!r} does not stage rebuilds")
