@@ -537,3 +537,60 @@ async def test_keyword_results_come_at_once_and_dense_ones_join_when_the_model_h
             assert any("dense" in h.provenance.retrievers for h in screen._hits)
     finally:
         GatedHashEncoder.gate.set()
+
+
+async def test_items_screen_counts_filters_and_deletes_after_asking(animals):
+    from prismrag.tui.dialogs import ConfirmScreen
+    from prismrag.tui.items_screen import ItemsScreen
+
+    recipe, registry = animals
+    with prismrag.load_recipe(recipe, registry=registry) as engine:
+        engine.ingest_items([prismrag.Item("note/1", prismrag.Modality.TEXT, "a note about herons")], owner="python")
+    app = PrismApp(recipe, registry=registry, recipes_dir=recipe.parent)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.engine_ready)
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, ItemsScreen))
+        screen = app.screen
+        table = screen.query_one("#items")
+        await wait_for(pilot, lambda: table.row_count == 7)
+        assert "7 items match no filter" in text(screen.query_one("#items-status"))
+
+        screen.query_one("#items-owner").value = "python"
+        await wait_for(pilot, lambda: table.row_count == 1)
+        assert rows(table)[0][0] == "note/1" and "herons" in text(screen.query_one("#item-detail"))
+
+        screen.query_one("#items-owner").value = ""
+        screen.query_one("#items-filter").value = "file prefix c"
+        await wait_for(pilot, lambda: table.row_count == 1 and rows(table)[0][0] == "cats.md#0")
+        screen.query_one("#items-filter").value = "nosuchfield=1"
+        await wait_for(pilot, lambda: "unknown field" in text(screen.query_one("#items-status")))
+
+        # Delete: one item, after a question answered no, then yes
+        screen.query_one("#items-filter").value = ""
+        await wait_for(pilot, lambda: table.row_count == 7)
+        table.focus()
+        await pilot.press("delete")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert table.row_count == 7
+        first = rows(table)[0][0]
+        await pilot.press("delete")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: table.row_count == 6 and first not in [r[0] for r in rows(table)])
+
+        # Ctrl+D deletes every match, and refuses without a filter or an owner
+        await pilot.press("ctrl+d")
+        await pilot.pause(0.1)
+        assert app.screen is screen and table.row_count == 6
+        screen.query_one("#items-filter").value = "file=dogs.md"
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await pilot.press("ctrl+d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Delete all 1 items" in text(app.screen.query_one("#confirm-question"))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: table.row_count == 0 and "0 items match" in text(screen.query_one("#items-status")))
+    with prismrag.load_recipe(recipe, registry=registry) as engine:
+        assert engine.count() == 5

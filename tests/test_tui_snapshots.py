@@ -126,3 +126,24 @@ def test_recipe_screen_summary(snap_compare, tmp_path: Path, monkeypatch, size):
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_items_screen(snap_compare, tmp_path: Path, monkeypatch, size):
+    monkeypatch.chdir(tmp_path)
+    write_corpus(tmp_path)
+    recipe = write_recipe(tmp_path)
+    registry = make_registry()
+    with prismrag.load_recipe(recipe, registry=registry) as engine:
+        engine.ingest()
+    app = PrismApp(recipe, registry=registry, recipes_dir=recipe.parent)
+
+    async def run_before(pilot) -> None:
+        await _until(pilot, lambda: app.engine_ready)
+        await pilot.press("f7")
+        await _until(pilot, lambda: app.screen.query("#items") and app.screen.query_one("#items").row_count == 6)
+        await pilot.press("ctrl+r", "down")
+        await pilot.pause(0.3)
+        await pilot.wait_for_scheduled_animations()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

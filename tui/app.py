@@ -18,6 +18,7 @@ from .base import PrismScreen
 from .eval_screen import EvalScreen
 from .help_screen import HelpScreen
 from .ingest_screen import IngestScreen
+from .items_screen import ItemsScreen
 from .plugins_screen import PluginsScreen
 from .recipe_screen import RecipeScreen
 from .search_screen import SearchScreen
@@ -31,6 +32,7 @@ SCREEN_TITLES = {
     "search": "Search",
     "eval": "Eval",
     "plugins": "Plugins",
+    "items": "Items",
 }
 
 
@@ -45,6 +47,7 @@ class PrismApp(App[int]):
         "search": SearchScreen,
         "eval": EvalScreen,
         "plugins": PluginsScreen,
+        "items": ItemsScreen,
     }
     DEFAULT_MODE = "recipe"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -57,6 +60,7 @@ class PrismApp(App[int]):
         Binding("f4", "switch_mode('search')", "Search"),
         Binding("f5", "switch_mode('eval')", "Eval"),
         Binding("f6", "switch_mode('plugins')", "Plugins"),
+        Binding("f7", "switch_mode('items')", "Items"),
         Binding("ctrl+t", "toggle_theme", "Theme"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]

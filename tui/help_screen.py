@@ -19,6 +19,7 @@ HELP = """\
 | **F4** | Search: search as you type, filters, top-k and fusion weights, why each hit ranked |
 | **F5** | Eval: run a data set's queries, metrics, per-query drill-down, two recipes compared |
 | **F6** | Plugins: every installed component, and plugins that failed to load |
+| **F7** | Items: the stored items by filter and owner, counted; delete one or every match |
 | **Ctrl+P** | command palette: screens, recipes, theme |
 | **Ctrl+T** | light / dark theme |
 | **Ctrl+Q** | quit |
@@ -47,6 +48,15 @@ clipboard (through the terminal), **Esc** closes.
 
 **i** ingests (only new and changed items are encoded), **r** rebuilds from scratch, **c** or
 **Esc** cancels between batches: every batch written so far stays, and the next ingest resumes.
+
+## Items
+
+The filter box takes the search screen's syntax, the owner box an owner (`sources`, `python`, a
+server client's); the status line counts the matches (the first 200 are listed). **Ctrl+R**
+focuses the list; **Delete** there
+removes the highlighted item, **Ctrl+D** every matching item (a filter or an owner is needed),
+each after a question. An item from the recipe's sources comes back on the next ingest unless its
+file is gone or excluded.
 
 ## Eval
 
