@@ -32,7 +32,7 @@ from prismrag.contracts import (
 )
 from prismrag.support import ChunkParams
 
-from ._files import FileLoader, SourceParams, display, relpath, walk
+from ._files import FileLoader, SourceParams, display, file_problem, relpath, walk
 from ._front_matter import front_matter
 from ._text import MARKDOWN, text_items, text_title, token_counter
 
@@ -228,7 +228,9 @@ class JsonlLoader(Loader):
         p = self.params
         path = self.context.path(p.path)
         if not path.is_file():
-            what = "is a folder, not a .jsonl file" if path.is_dir() else "does not exist"
+            what = ("is a folder, not a .jsonl file" if path.is_dir() else
+                    (file_problem(path, path.parent, p, named=True) or "is not a regular file").removesuffix("; skipped")
+                    if path.exists() else "does not exist")
             raise IngestError(
                 f"{self.context.where or f'loader {self.name!r}'}: path {p.path!r} {what} "
                 f"(resolved to {path}). Point `path` at the .jsonl file."
@@ -322,6 +324,10 @@ class BeirLoader(Loader):
     def load(self) -> Iterator[Item | ItemError]:
         folder = self.context.path(self.params.path)
         corpus = folder if folder.suffix == ".jsonl" else folder / "corpus.jsonl"
+        if corpus.exists() and not corpus.is_file():  # a FIFO or a device would block the read
+            what = (file_problem(corpus, corpus.parent, self.params, named=True) or "is not a regular file")
+            raise IngestError(f"{self.context.where or f'loader {self.name!r}'}: {corpus} "
+                              f"{what.removesuffix('; skipped')}; a BEIR corpus is a .jsonl file")
         if not corpus.is_file():
             raise IngestError(
                 f"{self.context.where or f'loader {self.name!r}'}: no corpus.jsonl in {self.params.path!r} "

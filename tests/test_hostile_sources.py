@@ -118,3 +118,17 @@ def test_peak_memory_with_a_1gb_file_and_an_endless_symlink_stays_small(tmp_path
     assert proc.returncode == 0, proc.stderr
     count, errors, peak_mb = map(int, proc.stdout.split())
     assert (count, errors) == (3, 2) and peak_mb < 500, proc.stdout
+
+
+@needs_posix
+def test_a_jsonl_or_beir_path_naming_a_fifo_is_refused_without_reading(tmp_path):
+    from prismrag.errors import IngestError
+    from prismrag.plugins.loaders import BeirLoader, BeirParams, JsonlLoader, JsonlParams
+
+    os.mkfifo(tmp_path / "feed.jsonl")
+    (tmp_path / "beir").mkdir()
+    os.mkfifo(tmp_path / "beir" / "corpus.jsonl")
+    with pytest.raises(IngestError, match=r"'feed.jsonl' is a FIFO \(named pipe\), not a regular file"):
+        list(JsonlLoader(JsonlParams(path="feed.jsonl"), Context(base_dir=tmp_path)).load())
+    with pytest.raises(IngestError, match=r"corpus.jsonl is a FIFO \(named pipe\), not a regular file"):
+        list(BeirLoader(BeirParams(path="beir"), Context(base_dir=tmp_path)).load())
