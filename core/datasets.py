@@ -1,6 +1,7 @@
-"""Evaluation data sets: a BEIR folder or a labelled media folder, read into items, queries, qrels.
+"""Evaluation data sets: a BEIR folder, a media set or a labelled media folder, read into items,
+queries, qrels.
 
-Two layouts are recognised:
+Three layouts are recognised:
 
 - BEIR: `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv` (`query-id corpus-id score`, tab
   separated with a header, or the 4-column TREC qrels form). Relevance is graded.
@@ -11,13 +12,20 @@ Two layouts are recognised:
   label) or held-out items (`queries="example"`, query by example: the rows of the chosen split,
   or without a split column every fifth item of each label, are the queries and the rest the
   corpus).
+- Media set: a `corpus/` folder of media files (videos, recordings, images) with BEIR
+  `queries.jsonl` and `qrels/<split>.tsv`, whose corpus ids are the files' paths relative to
+  `corpus/` (`slideshow-00.mp4`). Evaluation reads the files through the recipe's own loader for
+  them, so a video or a long recording is indexed as the segments the recipe makes.
+
+Either BEIR-style layout may add `qrels/<split>.spans.tsv` (`query-id corpus-id start_s end_s`,
+tab separated, header optional): the time slot in that file where the query's answer is. With
+slots, `prism eval` also reports video-level nDCG@10 and time-code accuracy@1 (see `metrics`).
 
 Judgments naming unknown queries or documents are counted and reported, never fatal.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -26,18 +34,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ItemError, PrismError
+from .metrics import TimeSlot
 from .types import Item, Media, Modality, Query, modality_of_path
 
 if TYPE_CHECKING:
     from .registry import Registry
 
 QueryMode = Literal["auto", "label", "example", "leave-one-out"]
-FILE_COLUMNS = ("file", "path", "filename", "id", "shape_id", "item")
-HOLDOUT_EVERY = 5
-"""Without a split column, query-by-example holds out every fifth item (sorted by id) of each label."""
-
+Layout = Literal["beir", "media", "labelled"]
 _HEADER_NAMES = {"score", "relevance", "rel", "grade", "label", "judgment"}
 _BEIR_FILES = "corpus.jsonl, queries.jsonl and qrels/<split>.tsv"
+_MEDIA_FILES = "a corpus/ folder of media files, queries.jsonl and qrels/<split>.tsv"
+SPANS_SUFFIX = ".spans.tsv"
+"""`qrels/<split>.spans.tsv` holds the time slots of the split's queries."""
 
 
 class DatasetError(PrismError):
@@ -69,6 +78,8 @@ class DatasetReport:
     skipped_items: list[str] = field(default_factory=list)
     limited_docs: int = 0
     limited_queries: int = 0
+    unknown_slots: int = 0
+    queries_without_slot: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -101,6 +112,10 @@ class DatasetReport:
             out.append(f"corpus limited: {self.limited_docs} documents left out")
         if self.limited_queries:
             out.append(f"queries limited: {self.limited_queries} left out")
+        if self.unknown_slots:
+            out.append(f"{self.unknown_slots} time slots name an unknown query or document: ignored")
+        if self.queries_without_slot:
+            out.append(f"{self.queries_without_slot} queries have no time slot: time-code accuracy counts them as misses")
         return out
 
 
@@ -110,12 +125,16 @@ class Dataset:
 
     name: str
     path: Path
-    layout: Literal["beir", "labelled"]
+    layout: Layout
     split: str
     items: list[Item]
     queries: list[EvalQuery]
     qrels: dict[str, dict[str, int]]
     report: DatasetReport = field(default_factory=DatasetReport)
+    slots: dict[str, list[TimeSlot]] = field(default_factory=dict)
+    """Per query, where in its relevant files the answer is (empty when the set declares none)."""
+    left_out: set[str] = field(default_factory=set)
+    """Documents of the folder that `limit_docs` left out."""
 
     def query_modalities(self) -> set[Modality]:
         return {q.query.modality for q in self.queries}
@@ -132,12 +151,13 @@ class Dataset:
             "documents": len(self.items),
             "queries": len(self.queries),
             "judgments": sum(len(q) for q in self.qrels.values()),
+            "time_slots": sum(len(s) for s in self.slots.values()),
             "problems": self.report.to_dict(),
             "notes": self.report.lines(),
         }
 
 
-def detect_layout(path: Path) -> Literal["beir", "labelled"]:
+def detect_layout(path: Path) -> Layout:
     """Which layout a folder holds, or a DatasetError naming both expected layouts."""
     if not path.exists():
         raise DatasetError(f"data folder {str(path)!r} does not exist")
@@ -145,11 +165,13 @@ def detect_layout(path: Path) -> Literal["beir", "labelled"]:
         raise DatasetError(f"{str(path)!r} is a file; --data takes a data set folder")
     if (path / "corpus.jsonl").is_file():
         return "beir"
+    if (path / "corpus").is_dir() and ((path / "queries.jsonl").is_file() or (path / "qrels").is_dir()):
+        return "media"
     if (path / "labels.csv").is_file():
         return "labelled"
     raise DatasetError(
-        f"{path} is neither a BEIR data set ({_BEIR_FILES}) nor a labelled media folder "
-        f"(files plus a labels.csv with file and label columns)"
+        f"{path} is neither a BEIR data set ({_BEIR_FILES}), a media set ({_MEDIA_FILES}) nor a labelled "
+        f"media folder (files plus a labels.csv with file and label columns)"
     )
 
 
@@ -168,8 +190,12 @@ def load_dataset(
     layout = detect_layout(folder)
     if layout == "beir":
         ds = _load_beir(folder, split, registry)
+    elif layout == "media":
+        ds = _load_media(folder, split, registry)
     else:
-        ds = _load_labelled(folder, split, "label" if queries == "auto" else queries)
+        from .labelled_sets import load_labelled
+
+        ds = load_labelled(folder, split, "label" if queries == "auto" else queries)
     _limit(ds, limit_docs, limit_queries)
     if not ds.queries:
         raise DatasetError(
@@ -237,19 +263,24 @@ def read_qrels(path: Path) -> list[tuple[str, str, int]]:
     return rows
 
 
-def _load_beir(folder: Path, split: str, registry: Registry | None) -> Dataset:
+def _qrels_file(folder: Path, split: str, layout_files: str) -> Path:
+    """`qrels/<split>.tsv` of a BEIR-style folder, or a DatasetError naming the splits there are."""
     missing = [n for n in ("queries.jsonl", "qrels") if not (folder / n).exists()]
     if missing:
-        raise DatasetError(
-            f"{folder}: has corpus.jsonl but no {' or '.join(missing)}; a BEIR folder holds {_BEIR_FILES}"
-        )
+        raise DatasetError(f"{folder}: has no {' or '.join(missing)}; this layout holds {layout_files}")
     qrels_file = folder / "qrels" / f"{split}.tsv"
     if not qrels_file.is_file():
-        found = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+        found = sorted(p.name.removesuffix(".tsv") for p in (folder / "qrels").glob("*.tsv")
+                       if not p.name.endswith(SPANS_SUFFIX))
         raise DatasetError(
             f"{folder}: no qrels for split {split!r} ({qrels_file.name} missing); "
             f"splits found: {', '.join(found) or 'none'}. Pick one with --split."
         )
+    return qrels_file
+
+
+def _load_beir(folder: Path, split: str, registry: Registry | None) -> Dataset:
+    qrels_file = _qrels_file(folder, split, _BEIR_FILES)
     report = DatasetReport()
     rows = read_qrels(qrels_file)
     if not rows:
@@ -257,6 +288,13 @@ def _load_beir(folder: Path, split: str, registry: Registry | None) -> Dataset:
     items = _beir_corpus(folder, registry, report)
     if not items:
         raise DatasetError(f"{folder}/corpus.jsonl: no documents could be read")
+    return _judged(folder, "beir", split, items, rows, report)
+
+
+def _judged(folder: Path, layout: Layout, split: str, items: list[Item], rows: list[tuple[str, str, int]],
+            report: DatasetReport) -> Dataset:
+    """The data set of `items` judged by qrels `rows`: the queries of queries.jsonl that have a
+    relevant document, and their time slots when the split declares them."""
     doc_ids = {i.id for i in items}
     texts: dict[str, str] = {}
     for _, rec in _read_jsonl(folder / "queries.jsonl"):
@@ -284,10 +322,71 @@ def _load_beir(folder: Path, split: str, registry: Registry | None) -> Dataset:
         else:
             queries.append(EvalQuery(qid, Query.text(texts[qid]), texts[qid]))
     kept = {q.id for q in queries}
+    slots: dict[str, list[TimeSlot]] = {}
+    spans_file = folder / "qrels" / f"{split}{SPANS_SUFFIX}"
+    if spans_file.is_file():
+        for qid, slot in read_slots(spans_file):
+            if qid in kept and slot.doc in doc_ids:
+                slots.setdefault(qid, []).append(slot)
+            else:
+                report.unknown_slots += 1
+        report.queries_without_slot = sum(1 for q in kept if q not in slots)
     return Dataset(
-        folder.name, folder, "beir", split, items, queries,
-        {q: r for q, r in qrels.items() if q in kept}, report,
+        folder.name, folder, layout, split, items, queries,
+        {q: r for q, r in qrels.items() if q in kept}, report, slots,
     )
+
+
+def read_slots(path: Path) -> list[tuple[str, TimeSlot]]:
+    """(query id, slot) rows of a `<split>.spans.tsv`: `query-id corpus-id start_s end_s`."""
+    rows: list[tuple[str, TimeSlot]] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            parts = [p.strip() for p in (line.split("\t") if "\t" in line else line.split())]
+            if not parts or parts == [""]:
+                continue
+            if len(parts) != 4:
+                raise DatasetError(
+                    f"{path}:{lineno}: expected `query-id<TAB>corpus-id<TAB>start_s<TAB>end_s`, got {line.strip()!r}"
+                )
+            try:
+                start, end = float(parts[2]), float(parts[3])
+            except ValueError:
+                if lineno == 1:  # a header
+                    continue
+                raise DatasetError(f"{path}:{lineno}: start_s {parts[2]!r} and end_s {parts[3]!r} must be seconds") from None
+            if not (0 <= start < end):
+                raise DatasetError(f"{path}:{lineno}: the slot {start:g}-{end:g} s is empty or negative; give start_s < end_s")
+            rows.append((parts[0], TimeSlot(parts[1], start, end)))
+    return rows
+
+
+# ------------------------------------------------------------------------------------ media set
+
+
+def _load_media(folder: Path, split: str, registry: Registry | None) -> Dataset:
+    """Every file of corpus/ as one document (the recipe's loader segments it when evaluated)."""
+    qrels_file = _qrels_file(folder, split, _MEDIA_FILES)
+    report = DatasetReport()
+    rows = read_qrels(qrels_file)
+    if not rows:
+        raise DatasetError(f"{qrels_file}: split {split!r} is empty (no judgments)")
+    corpus = folder / "corpus"
+    claimed = registry.claimed_extensions() if registry is not None else None
+    items = []
+    for path in sorted(corpus.rglob("*")):
+        rel = path.relative_to(corpus)
+        if not path.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        modality = modality_of_path(path, claimed)
+        if modality is None:
+            report.skipped_items.append(f"corpus/{rel.as_posix()}: cannot tell the modality of {path.name!r}")
+            continue
+        content: Any = path.read_text(encoding="utf-8") if modality == Modality.TEXT else Media(path=path)
+        items.append(Item(rel.as_posix(), modality, content, {"file": rel.as_posix()}, source=rel.as_posix()))
+    if not items:
+        raise DatasetError(f"{corpus}: no media file found; a media set holds {_MEDIA_FILES}")
+    return _judged(folder, "media", split, items, rows, report)
 
 
 def _natural(value: str) -> tuple[Any, ...]:
@@ -295,140 +394,6 @@ def _natural(value: str) -> tuple[Any, ...]:
     import re
 
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", value))
-
-
-# -------------------------------------------------------------------------------- labelled media
-
-
-def _file_index(folder: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
-    """Files of the folder by name and by stem (hidden files and labels.csv left out)."""
-    by_name: dict[str, list[Path]] = defaultdict(list)
-    by_stem: dict[str, list[Path]] = defaultdict(list)
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if not p.is_file() or any(part.startswith(".") for part in rel.parts) or rel.as_posix() == "labels.csv":
-            continue
-        by_name[p.name].append(p)
-        by_stem[p.stem].append(p)
-    return by_name, by_stem
-
-
-def _resolve(folder: Path, value: str, index: tuple[dict[str, list[Path]], dict[str, list[Path]]]) -> Path | str:
-    """The file a labels.csv entry names, or a message saying why it cannot be found."""
-    direct = (folder / value).resolve()
-    if direct.is_file():
-        if not direct.is_relative_to(folder.resolve()):
-            return f"{value!r} lies outside the data folder; list files inside it"
-        return direct
-    for table in index:
-        found = table.get(value, [])
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            return f"{value!r} matches {len(found)} files ({found[0].relative_to(folder)}, ...); give its relative path"
-    return f"no file {value!r} in the folder"
-
-
-def _load_labelled(folder: Path, split: str, mode: Literal["label", "example", "leave-one-out"]) -> Dataset:
-    labels_csv = folder / "labels.csv"
-    with labels_csv.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        rows = list(reader)
-    columns = [c for c in (reader.fieldnames or []) if c is not None]
-    file_col = next((c for c in FILE_COLUMNS if c in columns), None)
-    if file_col is None or "label" not in columns:
-        raise DatasetError(
-            f"{labels_csv}: needs a file column (one of {', '.join(FILE_COLUMNS)}) and a `label` column; "
-            f"found columns: {', '.join(columns) or 'none (empty file)'}"
-        )
-    has_split = "split" in columns
-    report = DatasetReport()
-    index = _file_index(folder)
-    entries: list[tuple[Item, str]] = []  # (item, split)
-    seen: set[str] = set()
-    for lineno, row in enumerate(rows, 2):
-        value, label = (row.get(file_col) or "").strip(), (row.get("label") or "").strip()
-        where = f"{labels_csv.name}:{lineno}"
-        if not value or not label:
-            report.skipped_items.append(f"{where}: empty {file_col if not value else 'label'}")
-            continue
-        found = _resolve(folder, value, index)
-        if isinstance(found, str):
-            report.skipped_items.append(f"{where}: {found}")
-            continue
-        modality = modality_of_path(found)
-        if modality is None:
-            report.skipped_items.append(f"{where}: cannot tell the modality of {found.name!r}")
-            continue
-        rel = found.relative_to(folder).as_posix()
-        if rel in seen:
-            report.skipped_items.append(f"{where}: {rel} listed twice")
-            continue
-        seen.add(rel)
-        content: Any = found.read_text(encoding="utf-8") if modality == Modality.TEXT else Media(path=found)
-        item = Item(rel, modality, content, {"label": label, "file": rel}, source=rel)
-        entries.append((item, (row.get("split") or "").strip() if has_split else ""))
-    if not entries:
-        raise DatasetError(f"{labels_csv}: no row names a readable file" + (
-            f" (e.g. {report.skipped_items[0]})" if report.skipped_items else ""))
-    splits = Counter(s for _, s in entries)
-    if has_split and split not in splits:
-        raise DatasetError(
-            f"{labels_csv}: split {split!r} is empty; splits found: "
-            + ", ".join(f"{s or '(blank)'} ({n})" for s, n in sorted(splits.items()))
-        )
-    if mode == "label":
-        items = [i for i, s in entries if not has_split or s == split]
-        by_label: dict[str, list[str]] = defaultdict(list)
-        for item in items:
-            by_label[item.metadata["label"]].append(item.id)
-        queries = [EvalQuery(f"label:{lab}", Query.text(lab), lab) for lab in sorted(by_label)]
-        qrels = {f"label:{lab}": dict.fromkeys(ids, 1) for lab, ids in by_label.items()}
-    elif mode == "leave-one-out":
-        # Every item is indexed and every item is a query; its own hit is dropped from its results.
-        items = [i for i, _ in entries]
-        by_label = defaultdict(list)
-        for item in items:
-            by_label[item.metadata["label"]].append(item.id)
-        queries, qrels = [], {}
-        for item in items:
-            relevant = [i for i in by_label[item.metadata["label"]] if i != item.id]
-            if not relevant:
-                report.queries_without_relevant += 1
-                continue
-            queries.append(EvalQuery(item.id, Query(item.modality, item.content), item.id, exclude=item.id))
-            qrels[item.id] = dict.fromkeys(relevant, 1)
-    else:
-        held = _holdout(entries, split, has_split)
-        items = [i for i, _ in entries if i.id not in held]
-        corpus_by_label: dict[str, list[str]] = defaultdict(list)
-        for item in items:
-            corpus_by_label[item.metadata["label"]].append(item.id)
-        queries, qrels = [], {}
-        for item, _ in entries:
-            if item.id not in held:
-                continue
-            relevant = corpus_by_label.get(item.metadata["label"], [])
-            if not relevant:
-                report.queries_without_relevant += 1
-                continue
-            queries.append(EvalQuery(item.id, Query(item.modality, item.content), item.id))
-            qrels[item.id] = dict.fromkeys(relevant, 1)
-    return Dataset(folder.name, folder, "labelled", split, items, queries, qrels, report)
-
-
-def _holdout(entries: list[tuple[Item, str]], split: str, has_split: bool) -> set[str]:
-    """Ids held out as query-by-example queries: the split's rows, or every fifth item per label."""
-    if has_split:
-        return {i.id for i, s in entries if s == split}
-    by_label: dict[str, list[str]] = defaultdict(list)
-    for item, _ in entries:
-        by_label[item.metadata["label"]].append(item.id)
-    held = set()
-    for ids in by_label.values():
-        if len(ids) >= 2:
-            held.update(sorted(ids)[::HOLDOUT_EVERY])
-    return held
 
 
 # ----------------------------------------------------------------------------------- subsetting
@@ -442,6 +407,7 @@ def _limit(ds: Dataset, limit_docs: int | None, limit_queries: int | None) -> No
             raise DatasetError(f"{name} must be at least 1, got {value}")
     if limit_docs is not None and limit_docs < len(ds.items):
         ds.report.limited_docs = len(ds.items) - limit_docs
+        ds.left_out = {i.id for i in ds.items[limit_docs:]}
         ds.items = ds.items[:limit_docs]
         keep = {i.id for i in ds.items}
         ds.qrels = {q: {d: g for d, g in r.items() if d in keep} for q, r in ds.qrels.items()}
@@ -451,3 +417,7 @@ def _limit(ds: Dataset, limit_docs: int | None, limit_queries: int | None) -> No
         ds.report.limited_queries = len(ds.queries) - limit_queries
         ds.queries = ds.queries[:limit_queries]
         ds.qrels = {q.id: ds.qrels[q.id] for q in ds.queries}
+    if ds.slots:
+        keep = {i.id for i in ds.items}
+        ds.slots = {q.id: [s for s in ds.slots.get(q.id, []) if s.doc in keep] for q in ds.queries}
+        ds.slots = {q: s for q, s in ds.slots.items() if s}

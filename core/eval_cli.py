@@ -27,7 +27,9 @@ def _at_least(low: int) -> Any:
 
 def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR",
-                   help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a labelled media folder (labels.csv)")
+                   help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/), a media set (corpus/ of videos or "
+                        "recordings, queries.jsonl, qrels/, optional qrels/<split>.spans.tsv time slots) or a "
+                        "labelled media folder (labels.csv)")
     p.add_argument("--split", default="test", help="qrels/<split>.tsv, or the labels.csv split (default: test)")
     p.add_argument("--queries", choices=["auto", "label", "example", "leave-one-out"], default="auto",
                    help="labelled media: label text as queries, held-out items (query by example), or "
@@ -46,7 +48,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 def register_commands(subparsers: Any) -> None:
     """Add the `eval` and `compare` subcommands to the `prism` parser's subparsers."""
     sub = subparsers
-    p = sub.add_parser("eval", help="score a recipe on a data set (nDCG@10, recall, MRR, MAP, latency)")
+    p = sub.add_parser("eval", help="score a recipe on a data set (nDCG@10, recall, MRR, MAP, latency; "
+                                    "time-code accuracy where the set has time slots)")
     p.add_argument("recipe", help="the recipe file to score (YAML or TOML)")
     _data_options(p)
     p.add_argument("--out", metavar="DIR", help="write report.json, per_query.jsonl and run.trec here")

@@ -9,6 +9,12 @@ The recipe's retrievers, fusion and rerankers are used; its sources are not (the
 corpus) and its store keeps its kind but moves to a temporary (or given) folder. Each query runs
 twice: as the recipe searches (approximate where its indexes are) and exactly (brute force), so
 the report also says how much the approximate search loses (ANN recall@10).
+
+A media set (a `corpus/` folder of videos or recordings) is read through the recipe's own loader
+for its files, pointed at that folder, so what is scored is the recipe's segmentation. When the
+set declares time slots, the usual metrics judge segments (a segment is relevant when it lies in
+a relevant file and overlaps the query's slot there), and the report adds video-level nDCG@10 and
+time-code accuracy@1 (`metrics.SPAN_METRICS`).
 """
 
 from __future__ import annotations
@@ -23,13 +29,26 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from .datasets import Dataset, DatasetError
-from .errors import QueryError
-from .metrics import METRICS, latency_percentiles, mean_metrics, overlap_at_k, score_run
+from .errors import ItemError, QueryError
+from .metrics import (
+    METRICS,
+    SPAN_METRICS,
+    SegmentHit,
+    collapse,
+    latency_percentiles,
+    mean_metrics,
+    overlap_at_k,
+    score_run,
+    score_spans,
+    slot_qrels,
+)
 from .plan_recall import PlanRecall, format_lines, measure
 
 if TYPE_CHECKING:
+    from .contracts import Loader
     from .engine import Engine
     from .registry import Registry
+    from .types import Item
 
 ProgressFn = Callable[[str, int, int | None], None]
 
@@ -49,6 +68,8 @@ class QueryResult:
     timings: dict[str, float]
     ann_recall: float | None = None
     relevant: int = 0
+    top_span: dict[str, Any] | None = None
+    """For a time-coded data set: the top hit's file and span (`file`, `t_start`, `t_end`)."""
 
     def to_dict(self, top: int = 10) -> dict[str, Any]:
         return {
@@ -59,12 +80,14 @@ class QueryResult:
             "ann_recall@10": self.ann_recall,
             "latency_ms": {k: round(v * 1000, 3) for k, v in self.timings.items()},
             "top": [d for d, _ in self.ranking[:top]],
+            **({"top_span": self.top_span} if self.top_span is not None else {}),
         }
 
 
 @dataclass
 class EvalReport:
-    """What `evaluate` measured. `metrics` maps each name of `METRICS` to its mean."""
+    """What `evaluate` measured. `metrics` maps each name of `METRICS` (and, for a data set with
+    time slots, of `SPAN_METRICS`) to its mean."""
 
     recipe: str
     dataset: dict[str, Any]
@@ -88,6 +111,7 @@ class EvalReport:
         """One object: the metric names as keys, then latency, ANN fidelity, ingest and data set."""
         return {
             **{m: round(self.metrics[m], 6) for m in METRICS},
+            **{m: round(self.metrics[m], 6) for m in SPAN_METRICS if m in self.metrics},
             "ann_recall@10": None if self.ann_recall is None else round(self.ann_recall, 6),
             "latency_ms": {s: {k: round(v, 3) for k, v in row.items()} for s, row in self.latency_ms.items()},
             "queries": len(self.queries),
@@ -109,9 +133,11 @@ class EvalReport:
             row = json.loads(line)
             ranking = runs.get(row["query_id"], [(d, 0.0) for d in row["top"]])
             timings = {k: v / 1000 for k, v in row["latency_ms"].items()}
-            queries.append(QueryResult(row["query_id"], row["query"], ranking, {m: row[m] for m in METRICS},
-                                       timings, row["ann_recall@10"], row["relevant"]))
-        return cls(data["recipe"], data["dataset"], {m: data[m] for m in METRICS}, queries,
+            metrics = {m: row[m] for m in (*METRICS, *SPAN_METRICS) if m in row}
+            queries.append(QueryResult(row["query_id"], row["query"], ranking, metrics,
+                                       timings, row["ann_recall@10"], row["relevant"], row.get("top_span")))
+        means = {m: data[m] for m in (*METRICS, *SPAN_METRICS) if m in data}
+        return cls(data["recipe"], data["dataset"], means, queries,
                    data["latency_ms"], data["ann_recall@10"], data["ingest"], data["depth"],
                    [PlanRecall.from_json(p) for p in data.get("plan_recall", [])])
 
@@ -167,7 +193,7 @@ def read_trec_run(path: str | Path) -> dict[str, list[tuple[str, float]]]:
     return run
 
 
-def _check_modalities(engine: Engine, dataset: Dataset) -> None:
+def _check_modalities(engine: Engine, dataset: Dataset, items: Sequence[Item]) -> None:
     recipe = engine.recipe
     for modality in sorted(dataset.query_modalities(), key=lambda m: m.value):
         if not any(r.encoder.accepts(modality, "query") for r in recipe.retrievers.values()):
@@ -177,7 +203,7 @@ def _check_modalities(engine: Engine, dataset: Dataset) -> None:
                 f"{dataset.name!r} asks; the recipe answers {', '.join(accepted) or 'no'} queries"
                 + (" (for a labelled media folder, try --queries example)" if dataset.layout == "labelled" else "")
             )
-    for modality in sorted(dataset.item_modalities(), key=lambda m: m.value):
+    for modality in sorted({i.modality for i in items}, key=lambda m: m.value):
         if not any(r.encoder.accepts(modality, "document") for r in recipe.retrievers.values()):
             raise DatasetError(
                 f"{recipe.source}: no retriever indexes {modality.value} documents, which make up "
@@ -192,6 +218,74 @@ def _without(hits: Any, exclude: str | None) -> list[Any]:
     return [h for h in hits if h.id != exclude and h.payload.get("parent_id") != exclude]
 
 
+def _repointed(loader: Loader, corpus: Path) -> Loader:
+    """A copy of a recipe source reading the whole of `corpus` with ids relative to it (its other
+    settings, e.g. how it segments, kept)."""
+    import dataclasses
+
+    fields = type(loader.params).model_fields
+    update = {k: v for k, v in {"path": str(corpus), "glob": "**/*", "exclude": [], "id_prefix": ""}.items()
+              if k in fields}
+    context = dataclasses.replace(loader.context, where=f"{loader.context.where} (reading {corpus} for eval)")
+    return type(loader)(loader.params.model_copy(update=update), context)
+
+
+def _media_loaders(engine: Engine, dataset: Dataset, corpus: Path) -> list[Loader]:
+    """For each kind of file in the set, the recipe's source that reads it, re-pointed at `corpus`
+    (or, when the recipe has none, the installed loader claiming the extension, with defaults)."""
+    from .contracts import Context
+
+    chosen: dict[int, Loader] = {}
+    for suffix in sorted({Path(i.id).suffix.lower() for i in dataset.items}):
+        source = next((s for s in engine.recipe.sources if s is not None and suffix in type(s).extensions), None)
+        if source is not None:
+            chosen.setdefault(id(source), _repointed(source, corpus))
+            continue
+        found = [info.cls for info in engine.registry.components("loader").values() if suffix in info.cls.extensions]  # type: ignore[attr-defined]
+        if not found:
+            raise DatasetError(f"{corpus}: no installed loader reads {suffix} files; remove them or install a plugin that does")
+        cls = found[0]
+        context = Context(base_dir=corpus, recipe=engine.name, where=f"{cls.name} loader reading {corpus} for eval",
+                          resolve_model=engine.registry.resolve_model)
+        chosen.setdefault(id(cls), cls(cls.Params.model_validate({"path": str(corpus)}), context))  # type: ignore[call-arg]
+    return list(chosen.values())
+
+
+def corpus_items(engine: Engine, dataset: Dataset) -> list[Item]:
+    """The items evaluation indexes: the data set's own, or for a media set what the recipe's
+    loaders make of its files (a file's segments stand for it). A file the loader skips is noted
+    in the data set's report; items that name no file of the set are an error (their hits could
+    never match a judgment)."""
+    if dataset.layout != "media":
+        return list(dataset.items)
+    corpus = dataset.path / "corpus"
+    wanted = {i.id for i in dataset.items}
+    items: list[Item] = []
+    strangers: list[str] = []
+    for loader in _media_loaders(engine, dataset, corpus):
+        for entry in loader.load():
+            if isinstance(entry, ItemError):
+                dataset.report.skipped_items.append(str(entry))
+                continue
+            root = entry.parent_id or entry.id
+            if root in wanted:
+                items.append(entry)
+            elif root not in dataset.left_out:
+                strangers.append(f"{entry.id} (from {type(loader).name})")
+    if strangers:
+        raise DatasetError(
+            f"{corpus}: the recipe's loaders made {len(strangers)} items whose id or parent id names no file of "
+            f"corpus/ (e.g. {strangers[0]}), so judgments cannot reach them; a loader for eval must use the path "
+            f"relative to corpus/ as the file's id"
+        )
+    if not items:
+        raise DatasetError(
+            f"{corpus}: the recipe's loaders made no item of its files"
+            + (f" (e.g. {dataset.report.skipped_items[0]})" if dataset.report.skipped_items else "")
+        )
+    return items
+
+
 def evaluate_engine(
     engine: Engine,
     dataset: Dataset,
@@ -204,9 +298,11 @@ def evaluate_engine(
     progress = progress or _quiet
     if depth < 10:
         raise QueryError(f"depth must be at least 10 (the @10 metrics need ten results), got {depth}")
-    _check_modalities(engine, dataset)
+    _check_modalities(engine, dataset, [])
     t0 = time.perf_counter()
-    ingest = engine.ingest_items(dataset.items, progress, owner="sources", delete_missing=True)
+    items = corpus_items(engine, dataset)
+    _check_modalities(engine, dataset, items)
+    ingest = engine.ingest_items(items, progress, owner="sources", delete_missing=True)
     ingest_s = time.perf_counter() - t0
     ingest_info = {
         "seconds": round(ingest_s, 3),
@@ -220,6 +316,7 @@ def evaluate_engine(
     if dataset.queries:  # the first search loads lazy state (models, segments): keep it out of the timings
         engine.search_detailed(dataset.queries[0].query, top_k=depth)
     results: list[QueryResult] = []
+    segments: dict[str, list[SegmentHit]] = {}
     total = len(dataset.queries)
     for n, q in enumerate(dataset.queries, 1):
         t = time.perf_counter()
@@ -227,7 +324,9 @@ def evaluate_engine(
         found = engine.search_detailed(q.query, top_k=depth + extra)
         timings = dict(found.timings)
         timings["total"] = time.perf_counter() - t
-        ranking = [(h.id, float(h.score)) for h in _without(found.hits, q.exclude)][:depth]
+        hits = _without(found.hits, q.exclude)[:depth]
+        ranking = [(h.id, float(h.score)) for h in hits]
+        segments[q.id] = [SegmentHit.of(h.id, h.payload.get("parent_id"), h.payload.get("span")) for h in hits]
         ann = None
         if ann_check:
             exact = engine.search_detailed(q.query, top_k=10 + extra, exact=True)
@@ -236,17 +335,32 @@ def evaluate_engine(
         results.append(QueryResult(q.id, q.text, ranking, {}, timings, ann, relevant))
         progress("query", n, total)
 
-    per_query = score_run({r.id: [d for d, _ in r.ranking] for r in results}, dataset.qrels, METRICS, [r.id for r in results])
+    qids = [r.id for r in results]
+    if dataset.slots:  # judge segments by their time spans, and add the file-level and time-code metrics
+        judged = slot_qrels((SegmentHit.of(i.id, i.parent_id, i.span.to_payload() if i.span else None) for i in items),
+                            dataset.slots)
+        per_query = score_run({r.id: [d for d, _ in r.ranking] for r in results}, judged, METRICS, qids)
+        spans = score_spans(segments, dataset.qrels, dataset.slots, qids)
+        for r in results:
+            per_query[r.id].update(spans[r.id])
+            r.relevant = len(judged.get(r.id, {}))
+            top = segments[r.id][:1]
+            r.top_span = {"file": top[0].parent, "t_start": top[0].t_start, "t_end": top[0].t_end} if top else None
+    elif dataset.layout == "media":  # judgments name files: a file's best segment stands for it
+        per_query = score_run({q: collapse(segments[q]) for q in qids}, dataset.qrels, METRICS, qids)
+    else:
+        per_query = score_run({r.id: [d for d, _ in r.ranking] for r in results}, dataset.qrels, METRICS, qids)
     for r in results:
         r.metrics = per_query[r.id]
     anns = [r.ann_recall for r in results if r.ann_recall is not None]
     plan_recall = []
     if ann_check or any(r.min_recall is not None for r in engine.recipe.retrievers.values()):
         plan_recall = measure(engine, [q.query for q in dataset.queries])
+    names = (*METRICS, *SPAN_METRICS) if dataset.slots else METRICS
     return EvalReport(
         recipe=engine.name,
         dataset=dataset.describe(),
-        metrics=mean_metrics(per_query),
+        metrics=mean_metrics(per_query, names),
         queries=results,
         latency_ms=latency_percentiles([r.timings for r in results]),
         ann_recall=sum(anns) / len(anns) if anns else None,
@@ -322,6 +436,13 @@ def format_report(report: EvalReport, notes: Sequence[str] = ()) -> str:
         f"{ds['documents']} documents, {len(report.queries)} queries",
         "  " + "  ".join(f"{m} {report.metrics[m]:.4f}" for m in METRICS),
     ]
+    if "timecode_acc@1" in report.metrics:
+        lines[-1] += "  (segments: relevant where they overlap the query's time slot)"
+        lines.append(f"  video-level nDCG@10 {report.metrics['video_nDCG@10']:.4f}  "
+                     f"time-code accuracy@1 {report.metrics['timecode_acc@1']:.4f} "
+                     f"(the top hit in the right file, its span overlapping the slot)")
+    elif ds.get("layout") == "media":
+        lines[-1] += "  (per file: a file's best segment stands for it)"
     if report.depth < 100:
         lines.append(f"  (depth {report.depth}: Recall@100 and MAP@100 count only the first {report.depth} results)")
     if report.ann_recall is not None:

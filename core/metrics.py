@@ -6,11 +6,16 @@ as discount, with the ideal ranking built from every judged document; P@k divide
 fewer documents were returned; MAP@k divides by the number of relevant documents; MRR@k is the
 reciprocal rank of the first relevant document within the top k (0 when there is none).
 A run is the ranked list of document ids per query, best first.
+
+Time-coded results (segments of a video or recording, each with a parent file and a span) are
+also scored per file (`collapse`) and by whether the top hit's span overlaps the query's time slot
+(`score_spans`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -122,4 +127,79 @@ def latency_percentiles(
         row["mean"] = float(ms.mean())
         row["n"] = float(len(ms))
         out[stage] = row
+    return out
+
+
+# --------------------------------------------------------------------- time-coded (segment) hits
+
+SPAN_METRICS = ("video_nDCG@10", "timecode_acc@1")
+"""Reported when a data set declares time slots: nDCG@10 of the run collapsed to the files its
+segments come from (a file's best-ranked segment stands for it), and the share of queries whose
+top hit lies in a right file and overlaps the query's slot there."""
+
+
+@dataclass(frozen=True)
+class TimeSlot:
+    """Where in which file (a video, a recording) the answer to a query is, in seconds."""
+
+    doc: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class SegmentHit:
+    """A ranked item as the time-coded metrics see it: its id, the file it is part of (its parent,
+    or itself for a whole file) and its time span when it has one."""
+
+    id: str
+    parent: str
+    t_start: float | None = None
+    t_end: float | None = None
+
+    @classmethod
+    def of(cls, item_id: str, parent_id: str | None, span: Mapping[str, object] | None) -> SegmentHit:
+        """From an item's id, parent id and span payload (`{"t_start", "t_end"}`)."""
+        span = span or {}
+        t0, t1 = span.get("t_start"), span.get("t_end")
+        timed = isinstance(t0, int | float) and isinstance(t1, int | float)
+        return cls(item_id, parent_id or item_id, float(t0) if timed else None, float(t1) if timed else None)  # type: ignore[arg-type]
+
+
+def overlaps(hit: SegmentHit, slot: TimeSlot) -> bool:
+    """Whether the hit lies in the slot's file and its span shares some time with the slot (touching
+    ends do not count). A hit without a span gives no time code, so it never matches."""
+    if hit.parent != slot.doc or hit.t_start is None or hit.t_end is None:
+        return False
+    return min(hit.t_end, slot.end_s) > max(hit.t_start, slot.start_s)
+
+
+def collapse(hits: Sequence[SegmentHit]) -> list[str]:
+    """The files of a ranking, each once, at the rank of its best segment."""
+    return list(dict.fromkeys(h.parent for h in hits))
+
+
+def slot_qrels(items: Iterable[SegmentHit], slots: Mapping[str, Sequence[TimeSlot]]) -> dict[str, dict[str, int]]:
+    """Segment-level judgments: per query, the indexed segments that overlap one of its slots."""
+    by_parent: dict[str, list[SegmentHit]] = {}
+    for item in items:
+        by_parent.setdefault(item.parent, []).append(item)
+    return {
+        qid: {h.id: 1 for s in qslots for h in by_parent.get(s.doc, ()) if overlaps(h, s)}
+        for qid, qslots in slots.items()
+    }
+
+
+def score_spans(
+    runs: Mapping[str, Sequence[SegmentHit]], qrels: Qrels, slots: Mapping[str, Sequence[TimeSlot]],
+    qids: Sequence[str],
+) -> dict[str, dict[str, float]]:
+    """Per query, `SPAN_METRICS`: file-level nDCG@10 against `qrels` (which name files) and
+    time-code accuracy@1 against `slots` (0 for a query without a slot or without results)."""
+    video = score_run({q: collapse(runs.get(q, ())) for q in qids}, qrels, ["nDCG@10"], qids)
+    out = {}
+    for qid in qids:
+        top = runs.get(qid, ())[:1]
+        hit = bool(top) and any(overlaps(top[0], s) for s in slots.get(qid, ()))
+        out[qid] = {"video_nDCG@10": video[qid]["nDCG@10"], "timecode_acc@1": float(hit)}
     return out

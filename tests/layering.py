@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("registry", {"registry"}),
     ("recipe", {"recipe", "recipe_files", "filters"}),
     ("engine", {"engine", "collection", "concurrency", "ingest", "items", "search", "query", "explain", "cache", "progress"}),
-    ("eval", {"evaluation", "metrics", "datasets", "compare", "plan_recall", "tune", "tune_space", "tune_fast", "tune_report", "recipe_writer"}),
+    ("eval", {"evaluation", "metrics", "datasets", "labelled_sets", "compare", "plan_recall", "tune", "tune_space", "tune_fast", "tune_report", "recipe_writer"}),
     ("front ends", {"cli", "eval_cli", "tune_cli", "items_cli", "init_cli", "reference", "tui", "server", "testing", "__init__"}),
 ]
 PLUGIN_ALLOWED = {"prismrag", "prismrag.contracts", "prismrag.support"}
