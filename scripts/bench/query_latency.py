@@ -1,0 +1,99 @@
+"""Hybrid query latency against its floor, side by side in one process.
+
+For each backend of the dense encoder (torch, onnx, onnx-int8) it ingests a BEIR folder with
+`recipes/beir-hybrid.yaml` (MiniLM + BM25, RRF) into a temporary store, then answers every query,
+interleaving for each one:
+
+- prismrag: `engine.search_detailed(query, top_k=100)`, excluding nothing (routing, both
+  encoders, both searches, fusion, the payloads of the 100 hits, provenance);
+- the floor: the same loaded dense model encoding the query once, plus one raw qdrant-edge query
+  (limit 100) on the same shard, with no prismrag code between.
+
+and reports p50/p95 of both and their ratio (the issue's goal: prismrag within 1.3x of the floor).
+
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench/query_latency.py --data /tmp/prism-bench/subset
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from beir_text import read_beir  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def pct(values: list[float]) -> dict[str, float]:
+    ms = sorted(v * 1000 for v in values)
+    return {"p50": round(statistics.median(ms), 3), "p95": round(ms[min(len(ms) - 1, int(0.95 * (len(ms) - 1)))], 3)}
+
+
+def run(backend: str, data: Path, rounds: int) -> dict[str, object]:
+    import qdrant_edge as qe
+
+    import prismrag
+    from prismrag.datasets import load_dataset
+
+    folder = Path(tempfile.mkdtemp(prefix=f"prism-latency-{backend}-"))
+    text = (ROOT / "recipes" / "beir-hybrid.yaml").read_text()
+    text = text.replace("path: ../.prism/beir-hybrid", f"path: {folder / 'index'}")
+    text = text.replace("batch_size: 32}", f"batch_size: 32, backend: {backend}}}")
+    recipe = folder / "recipe.yaml"
+    recipe.write_text(text)
+    ds = load_dataset(data)
+    texts = [q for _, q in read_beir(data)[2]]
+    with prismrag.load_recipe(recipe) as engine:
+        engine.ingest_items(ds.items, owner="sources", delete_missing=True)
+        model = engine.recipe.retrievers["dense"].encoder.model
+        shard = engine.store._shard
+
+        def floor(q: str) -> None:
+            vec = model.encode([q]) if backend != "torch" else model.encode([q], convert_to_numpy=True)
+            shard.query(qe.QueryRequest(limit=100, query=qe.Query.Nearest(vec[0].tolist(), using="dense"),
+                                        with_payload=False))
+
+        for q in texts[:20]:  # warm both paths
+            engine.search_detailed(q, top_k=100)
+            floor(q)
+        ours, base = [], []
+        for _ in range(rounds):
+            for q in texts:
+                t = time.perf_counter()
+                engine.search_detailed(q, top_k=100)
+                ours.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                floor(q)
+                base.append(time.perf_counter() - t)
+    a, b = pct(ours), pct(base)
+    return {"backend": backend, "queries": len(ours), "prismrag_ms": a, "floor_ms": b,
+            "ratio_p50": round(a["p50"] / b["p50"], 3)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--backends", default="torch,onnx,onnx-int8")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    results = [run(b, args.data, args.rounds) for b in args.backends.split(",")]
+    for r in results:
+        print(f"{r['backend']:>10}: prismrag p50 {r['prismrag_ms']['p50']:.2f} ms (p95 {r['prismrag_ms']['p95']:.2f}); "
+              f"floor p50 {r['floor_ms']['p50']:.2f} ms (p95 {r['floor_ms']['p95']:.2f}); "
+              f"ratio {r['ratio_p50']:.2f} ({r['queries']} queries, load average {os.getloadavg()[0]:.1f})")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
