@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import shutil
 import struct
 from pathlib import Path
+from typing import Any
 
 MATRIX_MAGIC = b"data"
 
@@ -90,3 +93,32 @@ def _matrix(path: Path, dim: int, shard_dir: Path) -> list[str]:
     if magic != MATRIX_MAGIC or body % (4 * dim):
         return [f"{path.relative_to(shard_dir)} has {size:,} bytes, no whole number of {dim}-d vectors"]
     return []
+
+
+def stored_layout(shard_dir: Path) -> dict[str, dict[str, Any]] | None:
+    """The layout recorded in a shard's own config file, or None if it cannot be read."""
+    try:
+        cfg = json.loads((shard_dir / "edge_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for name, v in (cfg.get("vectors") or {}).items():
+        out[name] = {
+            "kind": "multi" if v.get("multivector_config") else "dense",
+            "dimension": v.get("size"),
+            "distance": str(v.get("distance", "")).lower(),
+        }
+    for name, v in (cfg.get("sparse_vectors") or {}).items():
+        out[name] = {"kind": "sparse", "idf": str(v.get("modifier") or "").lower() == "idf"}
+    return out
+
+
+def swap_folders(live: Path, staged: Path, old: Path, staged_meta: Path, meta: Path) -> None:
+    """The live shard folder aside to `old`, the staged one in, its record over ours, `old` gone.
+    A crash between the first two renames leaves `old`, which the store restores on open."""
+    shutil.rmtree(old, ignore_errors=True)
+    if live.exists():
+        live.rename(old)
+    staged.rename(live)
+    os.replace(staged_meta, meta)
+    shutil.rmtree(old, ignore_errors=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -57,7 +56,7 @@ from prismrag.contracts import (
 )
 from prismrag.support import FolderLock
 
-from ._edge_files import damaged_files, mapped_gaps
+from ._edge_files import damaged_files, mapped_gaps, stored_layout, swap_folders
 from ._qdrant import (
     SCROLL_PAGE,
     batch_points,
@@ -206,23 +205,6 @@ class QdrantEdgeStore(Store):
             vectors=vectors, sparse_vectors=sparse, max_search_threads=p.max_search_threads, optimizers=optimizers
         )
 
-    def _stored_layout(self) -> dict[str, dict[str, Any]] | None:
-        """The layout recorded in the shard's own config file, or None if it cannot be read."""
-        try:
-            cfg = json.loads((self.shard_dir / "edge_config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        out: dict[str, dict[str, Any]] = {}
-        for name, v in (cfg.get("vectors") or {}).items():
-            out[name] = {
-                "kind": "multi" if v.get("multivector_config") else "dense",
-                "dimension": v.get("size"),
-                "distance": str(v.get("distance", "")).lower(),
-            }
-        for name, v in (cfg.get("sparse_vectors") or {}).items():
-            out[name] = {"kind": "sparse", "idf": str(v.get("modifier") or "").lower() == "idf"}
-        return out
-
     def claim(self) -> None:
         """Refuse a folder the store did not make, then lock it (before the engine opens a file)."""
         with self._lock:
@@ -266,7 +248,7 @@ class QdrantEdgeStore(Store):
                               "vector chunks of its unoptimized segment in full)")
             try:
                 if exists:
-                    stored = self._stored_layout()
+                    stored = stored_layout(self.shard_dir)
                     if stored is not None:
                         problems = layout_problems(wanted, stored)
                         if problems:
@@ -354,13 +336,7 @@ class QdrantEdgeStore(Store):
                 self._shard.flush()
                 self._shard.close()
                 self._shard, self._dirty = None, False
-            old = self.root / OLD_SHARD_DIR
-            shutil.rmtree(old, ignore_errors=True)
-            if self.shard_dir.exists():
-                self.shard_dir.rename(old)
-            staged.shard_dir.rename(self.shard_dir)
-            os.replace(staged.meta_path, self.meta_path)
-            shutil.rmtree(old, ignore_errors=True)
+            swap_folders(self.shard_dir, staged.shard_dir, self.root / OLD_SHARD_DIR, staged.meta_path, self.meta_path)
             shutil.rmtree(staged.root, ignore_errors=True)
             self.fields, self._params, self._indexed = {}, {}, set()
 
