@@ -8,7 +8,7 @@ torch at import time.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field
@@ -41,6 +41,13 @@ class CrossEncoderParams(RerankParams):
     """Truncate query + passage to this many tokens; None keeps the model's own limit."""
     text_field: str = "text"
     """The payload field holding the passage text."""
+    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    """What runs the model: `torch` (sentence-transformers), `onnx` (onnxruntime, exported once
+    from the local weights and cached next to the embedding cache; reranking then never imports
+    torch), or `onnx-int8` (that export with int8 weights: faster on CPU, scores close to torch's)."""
+    threads: int | None = Field(None, ge=1)
+    """ONNX backends: how many pairs (int8) or batches (fp32) run at once, one CPU thread each
+    (None: one per CPU this process may use)."""
 
 
 class CrossEncoderReranker(Reranker):
@@ -78,6 +85,8 @@ class CrossEncoderReranker(Reranker):
             resolve_model_path,
         )
 
+        if params.backend != "torch":
+            return self._load_onnx(params)
         path = resolve_model_path(params.model, self.context, self.where)
         try:
             ensure_torchvision_ops()
@@ -86,10 +95,24 @@ class CrossEncoderReranker(Reranker):
             raise MissingDependencyError(self.where, "sentence_transformers", "text") from exc
         with model_errors(params.model, self.where, remote=not is_local(path)):
             model = CrossEncoder(path, device=params.device, max_length=params.max_length)
+        return self._one_label(model, params.model)
+
+    def _load_onnx(self, params: CrossEncoderParams) -> Any:
+        from prismrag.support import model_errors
+
+        from ._onnx_export import local_model_folder, open_scorer
+
+        folder = local_model_folder(params.model, self.context, self.where)
+        with model_errors(params.model, self.where, remote=False):
+            model = open_scorer(folder, "int8" if params.backend == "onnx-int8" else "fp32", max_length=params.max_length,
+                                threads=params.threads, device=params.device, where=self.where)
+        return self._one_label(model, params.model)
+
+    def _one_label(self, model: Any, name: str) -> Any:
         labels = getattr(model, "num_labels", 1)
         if labels != 1:
             raise QueryError(
-                f"{self.where}: model {params.model!r} has {labels} output labels; a reranker needs a "
+                f"{self.where}: model {name!r} has {labels} output labels; a reranker needs a "
                 f"model with one relevance score per pair (num_labels=1)"
             )
         return model
@@ -113,9 +136,12 @@ class CrossEncoderReranker(Reranker):
             )
         texted = np.flatnonzero(has_text)
         pairs = [(text, passages[i]) for i in texted]
-        raw = self.model().predict(
-            pairs, batch_size=params.batch_size, show_progress_bar=False, convert_to_numpy=True
-        )
+        if params.backend != "torch":
+            raw = self.model().predict(pairs, batch_size=params.batch_size)
+        else:
+            raw = self.model().predict(
+                pairs, batch_size=params.batch_size, show_progress_bar=False, convert_to_numpy=True
+            )
         scores = np.asarray(raw, dtype=np.float64).reshape(len(pairs))
         order = texted[np.argsort(-scores, kind="stable")]  # stable: ties keep the prior order
         by_pos = dict(zip(texted.tolist(), scores.tolist(), strict=True))
