@@ -169,7 +169,10 @@ class SearchPipeline:
     ) -> tuple[list[str], dict[str, float], dict[str, list[RerankTrace]]]:
         order = [f.id for f in fused]
         scores = {f.id: f.score for f in fused}
-        traces: dict[str, list[RerankTrace]] = {i: [] for i in order}
+        traces: dict[str, list[RerankTrace]] = {}
+        if not self.recipe.rerankers:
+            return order, scores, traces
+        traces = {i: [] for i in order}
         for stage, reranker in enumerate(self.recipe.rerankers):
             t = time.perf_counter()
             head_ids, tail = order[: reranker.top_n], order[reranker.top_n :]
@@ -207,7 +210,7 @@ class SearchPipeline:
             futures = [pool.submit(self.retrieve, r, query, flt, exact, timings) for r in routed]
             results = [f.result() for f in futures]
         else:
-            results = [self.retrieve(routed[0], query, flt, exact, timings)]
+            results = [self.retrieve(r, query, flt, exact, timings) for r in routed]
         for r, (vectors, plan, found) in zip(routed, results, strict=True):
             qvecs[r.name] = vectors
             lists[r.name] = found[-1]
@@ -275,23 +278,23 @@ class SearchPipeline:
         parts: Mapping[str, Mapping[str, tuple[int, Any]]] | None = None,
     ) -> list[Hit]:
         ranks = {name: {s.id: (k + 1, s.score) for k, s in enumerate(lst)} for name, lst in lists.items()}
+        per_retriever = [(name, m, stages.get(name, {}), (parts or {}).get(name, {})) for name, m in ranks.items()]
         fused_by_id = {f.id: f for f in fused}
         hits = []
         for rank, item_id in enumerate(order, start=1):
             point = payloads.get(item_id)
-            payload = {k: v for k, v in (point.payload if point else {}).items() if not k.startswith("_")}
+            payload = {k: v for k, v in point.payload.items() if k[:1] != "_"} if point else {}
             f = fused_by_id[item_id]
             retrievers = {
-                name: RetrieverTrace(m[item_id][0], m[item_id][1], stages.get(name, {}).get(item_id, ()),
-                                     *(parts or {}).get(name, {}).get(item_id, (None, None)))
-                for name, m in ranks.items() if item_id in m
+                name: RetrieverTrace(*m[item_id], staged.get(item_id, ()), *located.get(item_id, (None, None)))
+                for name, m, staged, located in per_retriever if item_id in m
             }
             provenance = Provenance(
                 retrievers=retrievers,
                 fusion=fusion_name,
                 contributions=dict(f.contributions),
                 fused_score=f.score if fusion_name else None,
-                rerank=tuple(traces[item_id]),
+                rerank=tuple(traces.get(item_id, ())),
             )
             modality = Modality(payload.get("modality", "text"))
             hits.append(Hit(item_id, float(scores[item_id]), rank, modality, payload, provenance))

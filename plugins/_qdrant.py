@@ -322,9 +322,11 @@ def stored_points(records: Iterable[Any], kinds: Mapping[str, str], out: dict[st
         item_id = payload.get(ID_KEY)
         if item_id is None:
             continue
+        if not kinds:
+            out[item_id] = StoredPoint(item_id, payload)
+            continue
         vectors = r.vector if isinstance(r.vector, Mapping) else {}
-        vecs = {k: numpy_vector(vectors[k], kind) for k, kind in kinds.items() if k in vectors}
-        out[item_id] = StoredPoint(item_id, payload, vecs)
+        out[item_id] = StoredPoint(item_id, payload, {k: numpy_vector(vectors[k], kind) for k, kind in kinds.items() if k in vectors})
 
 
 def scroll_manifest(page: Callable[[Any], tuple[Sequence[Any], Any]]) -> dict[str, str]:
