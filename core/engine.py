@@ -236,15 +236,17 @@ class Engine:
 
     def ingest_items(
         self, items: Iterable[Item], progress: ProgressFn | None = None, *, owner: str = "python",
-        delete_missing: bool = False,
+        delete_missing: bool = False, track_items: bool = False,
     ) -> IngestReport:
         """Index the given items as owned by `owner` (items the recipe's sources produce are owned
         by `"sources"`). `ingest()` deletes only the sources' items, so these survive it; with
         `delete_missing`, every other stored item, whoever added it, is removed (eval does that,
-        as `"sources"`, to index exactly its data set)."""
+        as `"sources"`, to index exactly its data set). `track_items`: the report also says what
+        happened to each item (`IngestReport.part` splits it, e.g. among merged requests)."""
         check_owner(owner)
+        report = IngestReport.tracking() if track_items else IngestReport()
         with self._ingest_lock:
-            return self._ingest.run(items, IngestReport(), progress or no_progress, delete_missing, owner)
+            return self._ingest.run(items, report, progress or no_progress, delete_missing, owner)
 
     def ingested(self) -> bool:
         """Whether anything was ever ingested into this recipe's store."""

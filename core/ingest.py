@@ -57,6 +57,41 @@ class IngestReport:
     encoded: dict[str, int] = field(default_factory=dict)
     cache_hits: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    outcomes: dict[str, str] | None = field(default=None, repr=False)
+    """With `track_items`: each item's fate by id (added, updated, unchanged, failed)."""
+    item_errors: dict[str, list[str]] | None = field(default=None, repr=False)
+    """With `track_items`: the error messages of each item that has any, by id."""
+
+    @classmethod
+    def tracking(cls) -> IngestReport:
+        """A report that also records what happened to each item (to split a shared run's report)."""
+        return cls(outcomes={}, item_errors={})
+
+    def error(self, message: str, item_id: str | None = None) -> None:
+        self.errors.append(message)
+        if self.item_errors is not None and item_id is not None:
+            self.item_errors.setdefault(item_id, []).append(message)
+
+    def outcome(self, item_id: str, status: str) -> None:
+        """Count an item as added, updated or unchanged, or record it as failed after loading."""
+        if status != "failed":
+            setattr(self, status, getattr(self, status) + 1)
+        if self.outcomes is not None:
+            self.outcomes[item_id] = status
+
+    def part(self, ids: Sequence[str]) -> IngestReport:
+        """The report of just these items of a tracked run (its seconds are the shared run's)."""
+        if self.outcomes is None or self.item_errors is None:
+            raise ValueError("part() needs a report made by IngestReport.tracking()")
+        out = IngestReport(seconds=dict(self.seconds))
+        for item_id in dict.fromkeys(ids):
+            status = self.outcomes.get(item_id)
+            if status is not None:
+                out.loaded += 1
+                if status != "failed":
+                    setattr(out, status, getattr(out, status) + 1)
+            out.errors.extend(self.item_errors.get(item_id, ()))
+        return out
 
     @property
     def items_per_second(self) -> float:
@@ -64,7 +99,7 @@ class IngestReport:
         return (self.added + self.updated) / total if total else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
+        d = {k: v for k, v in self.__dict__.items() if k not in ("outcomes", "item_errors")}
         d["items_per_second"] = round(self.items_per_second, 2)
         return d
 
@@ -112,11 +147,12 @@ class IngestPipeline:
             try:
                 h = stored_hash(item.digest(item.content_hash()), owner)
             except OSError as exc:
-                report.errors.append(f"{item.source or item_id}: cannot read: {exc}")
+                report.error(f"{item.source or item_id}: cannot read: {exc}", item_id)
+                report.outcome(item_id, "failed")
                 continue
             hashes[item_id] = h
             if stored.get(item_id) == h:
-                report.unchanged += 1
+                report.outcome(item_id, "unchanged")
             else:
                 todo.append(item)
         report.seconds["load"] = report.seconds.get("load", 0.0) + time.perf_counter() - t0
@@ -161,14 +197,14 @@ class IngestPipeline:
         groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
         for i, item in enumerate(batch):
             if i in bad:
+                report.outcome(item.id, "failed")
                 continue
             signature = tuple(name for name in rows if i in rows[name])
             if not signature:
-                if i in skipped:  # every retriever that takes it skipped it, and said why
-                    continue
-                report.errors.append(
-                    f"{item.source or item.id}: no retriever embeds {item.modality.value} documents; item skipped"
-                )
+                if i not in skipped:  # else every retriever that takes it skipped it, and said why
+                    report.error(f"{item.source or item.id}: no retriever embeds {item.modality.value} documents; "
+                                 f"item skipped", item.id)
+                report.outcome(item.id, "failed")
                 continue
             groups[signature].append(i)
         for signature, positions in groups.items():
@@ -180,10 +216,7 @@ class IngestPipeline:
             with self.write():  # a batch is one write: searches see all of it or none
                 self.collection.store.upsert(PointBatch([batch[i].id for i in positions], vectors, payloads))
             for i in positions:
-                if batch[i].id in stored:
-                    report.updated += 1
-                else:
-                    report.added += 1
+                report.outcome(batch[i].id, "updated" if batch[i].id in stored else "added")
         report.seconds["upsert"] = report.seconds.get("upsert", 0.0) + time.perf_counter() - t
 
     def _encode_batch(
@@ -211,7 +244,7 @@ class IngestPipeline:
             fresh, failed, skips = _encode(encoder, [batch[i] for i in missing], tick)
             for j, problem in failed.items():
                 (skipped if j in skips else bad).add(missing[j])
-                report.errors.append(problem)
+                report.error(problem, batch[missing[j]].id)
             encoded_pos = [missing[j] for j in range(len(missing)) if j not in failed]
             got.update(zip(encoded_pos, fresh, strict=True))
             report.encoded[name] = report.encoded.get(name, 0) + len(fresh)
@@ -281,7 +314,7 @@ def valid_items(recipe: BuiltRecipe, items: Iterable[Item], report: IngestReport
     for item in items:
         problem = _item_problem(item, unique)
         if problem:
-            report.errors.append(problem)
+            report.error(problem, item.id)
         else:
             unique[item.id] = item
     report.loaded = len(unique)

@@ -205,12 +205,10 @@ class SearchPipeline:
         lists: dict[str, list[ScoredId]] = {}
         stages: dict[str, dict[str, tuple[StageTrace, ...]]] = {}
         qvecs: dict[str, Vectors] = {}
-        if len(routed) > 1:  # encoders and the engine release the GIL: one retriever's work overlaps another's
-            pool = _pool()
-            futures = [pool.submit(self.retrieve, r, query, flt, exact, timings) for r in routed]
-            results = [f.result() for f in futures]
-        else:
-            results = [self.retrieve(r, query, flt, exact, timings) for r in routed]
+        # Encoders and the engine release the GIL: one retriever's work overlaps another's. The
+        # first runs on the calling thread (no hand-off; torch keeps its thread team).
+        futures = [_pool().submit(self.retrieve, r, query, flt, exact, timings) for r in routed[1:]]
+        results = [self.retrieve(routed[0], query, flt, exact, timings)] + [f.result() for f in futures]
         for r, (vectors, plan, found) in zip(routed, results, strict=True):
             qvecs[r.name] = vectors
             lists[r.name] = found[-1]

@@ -19,8 +19,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ItemError, MissingDependencyError, ModelNotAvailableError, PrismError
 from ..filters import filter_from_dict, parse_filter_expressions
+from ..ingest import IngestReport
 from ..types import Item, Media, Modality
 from . import compat, items
+from .ingest_batching import IngestCoalescer
 from .metrics import MetricsMiddleware
 from .schemas import (
     ErrorBody,
@@ -184,12 +186,28 @@ def create_app(config: ServerConfig, served: Served | None = None) -> FastAPI:
 
     # ------------------------------------------------------------------ ingest
 
+    coalescers: dict[str, IngestCoalescer] = {}
+
+    async def ingest_items(recipe: str, items_: list[Item], owner: str) -> IngestReport:
+        """Concurrent ingests share engine runs (micro-batching on), else one run per request."""
+        engine = served.engine(recipe)
+        if config.batch_wait <= 0:
+            return await run(lambda: engine.ingest_items(items_, owner=owner), config.ingest_timeout)
+        if recipe not in coalescers:
+            coalescers[recipe] = IngestCoalescer(
+                engine, lambda fn: run(fn, config.ingest_timeout), config.batch_wait,
+                observe=served.metrics.ingest_batch.labels(recipe).observe)
+        return await coalescers[recipe].ingest(items_, owner)
+
     @app.post("/v1/recipes/{recipe}/items", response_model=IngestResponse, responses=ERRORS)
     async def ingest(recipe: str, body: IngestRequest) -> Response:
         engine = served.engine(recipe)
         items_ = [_item(i) for i in body.items]
-        report = await run(lambda: engine.ingest_items(items_, owner=body.owner, delete_missing=body.delete_missing),
-                           config.ingest_timeout)
+        if body.delete_missing:
+            report = await run(lambda: engine.ingest_items(items_, owner=body.owner, delete_missing=True),
+                               config.ingest_timeout)
+        else:
+            report = await ingest_items(recipe, items_, body.owner)
         return JSONText(report.to_dict())
 
     @app.post("/v1/recipes/{recipe}/items/upload", response_model=IngestResponse, responses=ERRORS)
@@ -215,7 +233,7 @@ def create_app(config: ServerConfig, served: Served | None = None) -> FastAPI:
             data = await f.read()
             content = data.decode("utf-8", "replace") if kind == Modality.TEXT else Media(data=data)
             uploads.append(Item(name, kind, content, dict(meta), source=name))
-        report = await run(lambda: engine.ingest_items(uploads, owner=owner), config.ingest_timeout)
+        report = await ingest_items(recipe, uploads, owner)
         return JSONText(report.to_dict())
 
     compat.add_routes(app, served, run, config, ERRORS)

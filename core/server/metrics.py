@@ -27,6 +27,8 @@ class ServerMetrics:
                                  ["recipe", "retriever"], registry=self.registry)
         self.batch_size = Histogram("prism_encode_batch_queries", "queries per batched encode call", ["recipe"],
                                     registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+        self.ingest_batch = Histogram("prism_ingest_batch_requests", "ingest requests merged into one engine run",
+                                      ["recipe"], registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
     def watch_queue(self, recipe: str, retriever: str, depth: Callable[[], int]) -> None:
         self.queue_depth.labels(recipe, retriever).set_function(depth)
