@@ -55,6 +55,11 @@ class EmbeddingCache:
         self._lock = threading.Lock()
         try:
             self._db = self._connect()
+        except sqlite3.OperationalError as exc:  # cannot open or write it (read-only, no permission): not damage
+            raise PrismError(
+                f"embedding cache {self.path} cannot be opened for writing ({exc}); make {self.directory} writable, "
+                f"set {CACHE_ENV} to a writable folder, or turn the cache off with `ingest: {{cache: false}}`"
+            ) from None
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(f"{self.path.name}.damaged-{os.getpid()}")
             log.warning(

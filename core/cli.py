@@ -231,7 +231,25 @@ def _server_search(argv: Sequence[str] | None) -> bool:
         bool(os.environ.get("PRISM_SERVER")) or any(a == "--server" or a.startswith("--server=") for a in args))
 
 
-def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
+def _light_command(argv: Sequence[str] | None) -> str | None:
+    """The plugin command parsed from its own entry point alone, no other plugin loaded: `tui`
+    (its screens load plugins when they need them, and never when it searches a server)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return "tui" if args and args[0] == "tui" else None
+
+
+def _add_builtin_command(sub: Any, name: str) -> bool:
+    """Let prismrag's own entry point `name` add its subcommand; False when it is not installed."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="prismrag", name=name):
+        if ep.dist is None or ep.dist.name == "prismrag":
+            ep.load().register_commands(subparsers=sub)
+            return True
+    return False
+
+
+def build_parser(plugin_commands: bool = True, only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prism",
         description="prismrag: multimodal retrieval from declarative recipes.",
@@ -276,7 +294,7 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
-    if not plugin_commands:
+    if not plugin_commands or (only is not None and _add_builtin_command(sub, only)):
         return parser
     p = sub.add_parser("completion", help="print a shell completion script",
                        description="Print a completion script: `eval \"$(prism completion bash)\"` in ~/.bashrc, "
@@ -294,7 +312,7 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser(plugin_commands=not _server_search(argv)).parse_args(argv)
+    args = build_parser(plugin_commands=not _server_search(argv), only=_light_command(argv)).parse_args(argv)
     if args.command != "plugins":  # `prism plugins` lists them itself
         for e in getattr(args, "plugin_errors", []):
             print(f"warning: plugin {e.plugin!r} ({e.distribution or 'no distribution'}) was not loaded: {e.error}",

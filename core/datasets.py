@@ -238,33 +238,45 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 yield lineno, record
 
 
+def _columns(path: Path) -> Iterator[tuple[int, str, list[str]]]:
+    """(line number, line, its columns) of a tab- or space-separated file; blank lines skipped."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise DatasetError(f"{path}:{lineno}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                   f"save the file as UTF-8") from None
+            parts = [p.strip() for p in (line.split("\t") if "\t" in line else line.split())]
+            if parts and parts != [""]:
+                yield lineno, line, parts
+
+
 def read_qrels(path: Path) -> list[tuple[str, str, int]]:
     """(query id, doc id, grade) rows of a BEIR tsv (with or without header) or a TREC qrels file."""
     rows: list[tuple[str, str, int]] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split("\t") if "\t" in line else line.split()
-            parts = [p.strip() for p in parts]
-            if not parts or parts == [""]:
-                continue
-            if len(parts) == 4:  # TREC: qid iter docid rel
-                parts = [parts[0], parts[2], parts[3]]
-            if len(parts) != 3:
-                raise DatasetError(
-                    f"{path}:{lineno}: expected `query-id<TAB>corpus-id<TAB>score`, got {line.strip()!r}"
-                )
-            if lineno == 1 and parts[2].lower() in _HEADER_NAMES:
-                continue
-            try:
-                grade = int(float(parts[2]))
-            except ValueError:
-                raise DatasetError(f"{path}:{lineno}: relevance {parts[2]!r} is not a number") from None
-            rows.append((parts[0], parts[1], grade))
+    for lineno, line, parts in _columns(path):
+        if len(parts) == 4:  # TREC: qid iter docid rel
+            parts = [parts[0], parts[2], parts[3]]
+        if len(parts) != 3:
+            raise DatasetError(
+                f"{path}:{lineno}: expected `query-id<TAB>corpus-id<TAB>score`, got {line.strip()!r}"
+            )
+        if lineno == 1 and parts[2].lower() in _HEADER_NAMES:
+            continue
+        try:
+            score = float(parts[2])
+        except ValueError:
+            raise DatasetError(f"{path}:{lineno}: relevance {parts[2]!r} is not a number") from None
+        if not score.is_integer():  # nan, inf, a fraction: a grade is 0, 1, 2, ... (negative: judged irrelevant)
+            raise DatasetError(f"{path}:{lineno}: relevance {parts[2][:40]!r} is not a whole number; grades are 0, 1, 2, ...")
+        rows.append((parts[0], parts[1], int(score)))
     return rows
 
 
-def _qrels_file(folder: Path, split: str, layout_files: str) -> Path:
-    """`qrels/<split>.tsv` of a BEIR-style folder, or a DatasetError naming the splits there are."""
+def _judgments(folder: Path, split: str, layout_files: str) -> list[tuple[str, str, int]]:
+    """The rows of `qrels/<split>.tsv` of a BEIR-style folder; a DatasetError naming the splits
+    there are when it is missing, or saying it is empty."""
     missing = [n for n in ("queries.jsonl", "qrels") if not (folder / n).exists()]
     if missing:
         raise DatasetError(f"{folder}: has no {' or '.join(missing)}; this layout holds {layout_files}")
@@ -276,15 +288,15 @@ def _qrels_file(folder: Path, split: str, layout_files: str) -> Path:
             f"{folder}: no qrels for split {split!r} ({qrels_file.name} missing); "
             f"splits found: {', '.join(found) or 'none'}. Pick one with --split."
         )
-    return qrels_file
-
-
-def _load_beir(folder: Path, split: str, registry: Registry | None) -> Dataset:
-    qrels_file = _qrels_file(folder, split, _BEIR_FILES)
-    report = DatasetReport()
     rows = read_qrels(qrels_file)
     if not rows:
         raise DatasetError(f"{qrels_file}: split {split!r} is empty (no judgments)")
+    return rows
+
+
+def _load_beir(folder: Path, split: str, registry: Registry | None) -> Dataset:
+    rows = _judgments(folder, split, _BEIR_FILES)
+    report = DatasetReport()
     items = _beir_corpus(folder, registry, report)
     if not items:
         raise DatasetError(f"{folder}/corpus.jsonl: no documents could be read")
@@ -340,24 +352,20 @@ def _judged(folder: Path, layout: Layout, split: str, items: list[Item], rows: l
 def read_slots(path: Path) -> list[tuple[str, TimeSlot]]:
     """(query id, slot) rows of a `<split>.spans.tsv`: `query-id corpus-id start_s end_s`."""
     rows: list[tuple[str, TimeSlot]] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = [p.strip() for p in (line.split("\t") if "\t" in line else line.split())]
-            if not parts or parts == [""]:
+    for lineno, line, parts in _columns(path):
+        if len(parts) != 4:
+            raise DatasetError(
+                f"{path}:{lineno}: expected `query-id<TAB>corpus-id<TAB>start_s<TAB>end_s`, got {line.strip()!r}"
+            )
+        try:
+            start, end = float(parts[2]), float(parts[3])
+        except ValueError:
+            if lineno == 1:  # a header
                 continue
-            if len(parts) != 4:
-                raise DatasetError(
-                    f"{path}:{lineno}: expected `query-id<TAB>corpus-id<TAB>start_s<TAB>end_s`, got {line.strip()!r}"
-                )
-            try:
-                start, end = float(parts[2]), float(parts[3])
-            except ValueError:
-                if lineno == 1:  # a header
-                    continue
-                raise DatasetError(f"{path}:{lineno}: start_s {parts[2]!r} and end_s {parts[3]!r} must be seconds") from None
-            if not (0 <= start < end):
-                raise DatasetError(f"{path}:{lineno}: the slot {start:g}-{end:g} s is empty or negative; give start_s < end_s")
-            rows.append((parts[0], TimeSlot(parts[1], start, end)))
+            raise DatasetError(f"{path}:{lineno}: start_s {parts[2]!r} and end_s {parts[3]!r} must be seconds") from None
+        if not (0 <= start < end):
+            raise DatasetError(f"{path}:{lineno}: the slot {start:g}-{end:g} s is empty or negative; give start_s < end_s")
+        rows.append((parts[0], TimeSlot(parts[1], start, end)))
     return rows
 
 
@@ -366,23 +374,29 @@ def read_slots(path: Path) -> list[tuple[str, TimeSlot]]:
 
 def _load_media(folder: Path, split: str, registry: Registry | None) -> Dataset:
     """Every file of corpus/ as one document (the recipe's loader segments it when evaluated)."""
-    qrels_file = _qrels_file(folder, split, _MEDIA_FILES)
+    rows = _judgments(folder, split, _MEDIA_FILES)
     report = DatasetReport()
-    rows = read_qrels(qrels_file)
-    if not rows:
-        raise DatasetError(f"{qrels_file}: split {split!r} is empty (no judgments)")
     corpus = folder / "corpus"
     claimed = registry.claimed_extensions() if registry is not None else None
     items = []
+    root = folder.resolve()
     for path in sorted(corpus.rglob("*")):
         rel = path.relative_to(corpus)
         if not path.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        if not path.resolve().is_relative_to(root):  # a link out of the folder, as the source loaders refuse
+            report.skipped_items.append(f"corpus/{rel.as_posix()}: a symlink to {path.resolve()}, outside the data "
+                                        f"folder; skipped. Copy the file into the folder instead")
             continue
         modality = modality_of_path(path, claimed)
         if modality is None:
             report.skipped_items.append(f"corpus/{rel.as_posix()}: cannot tell the modality of {path.name!r}")
             continue
-        content: Any = path.read_text(encoding="utf-8") if modality == Modality.TEXT else Media(path=path)
+        try:
+            content: Any = path.read_text(encoding="utf-8") if modality == Modality.TEXT else Media(path=path)
+        except UnicodeDecodeError as exc:
+            report.skipped_items.append(f"corpus/{rel.as_posix()}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+            continue
         items.append(Item(rel.as_posix(), modality, content, {"file": rel.as_posix()}, source=rel.as_posix()))
     if not items:
         raise DatasetError(f"{corpus}: no media file found; a media set holds {_MEDIA_FILES}")

@@ -37,7 +37,7 @@ from .items import (
 from .query import as_query
 from .recipe import BuiltRecipe, ComponentSpec, build_recipe, load_recipe_spec, validate_recipe_file
 from .registry import Registry
-from .search import SearchPipeline, SearchResult
+from .search import QueryEncoding, SearchPipeline, SearchResult
 from .types import Hit, Item, Modality
 
 FilterSpec = str | Sequence[str] | Mapping[str, Any] | Filter | None
@@ -339,6 +339,16 @@ class Engine:
                 if hint:
                     result.notes.append(hint)
             return result
+
+    @property
+    def query_encoding(self) -> QueryEncoding | None:
+        """How searches get a retriever's query vectors: `fn(retriever, query)`; None (the
+        default): the retriever's encoder. `prism serve` sets it to batch concurrent queries."""
+        return self._search.query_encoding
+
+    @query_encoding.setter
+    def query_encoding(self, encode: QueryEncoding | None) -> None:
+        self._search.query_encoding = encode
 
     def fusion_with(self, weights: Mapping[str, float] | None) -> Fusion | None:
         """The recipe's fusion with query-time `weights` over its own (validated like them)."""

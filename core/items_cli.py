@@ -60,10 +60,17 @@ def _engine(args: argparse.Namespace) -> Any:
     return Engine.from_file(args.recipe)
 
 
+def printable(value: object, newlines: bool = True) -> str:
+    """`support.terminal.printable`, imported when a command prints (this module stays light)."""
+    from .support.terminal import printable as safe
+
+    return safe(value, newlines)
+
+
 def _line(item: Any, width: int = 70) -> str:
     text = " ".join(str(item.payload.get("title") or item.text or item.payload.get("path") or "").split())
     text = text if len(text) <= width else text[: width - 1] + "…"
-    return f"{item.id}  [{item.owner}]  {text}"
+    return printable(f"{item.id}  [{item.owner}]  {text}", newlines=False)  # no escape sequence reaches the terminal
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -88,10 +95,10 @@ def cmd_get(args: argparse.Namespace) -> int:
         print(json.dumps({"items": [i.to_dict() for i in found.values()], "missing": missing}, indent=2, default=str))
     else:
         for item in found.values():
-            print(json.dumps(item.to_dict(), indent=2, default=str, ensure_ascii=False))
+            print(printable(json.dumps(item.to_dict(), indent=2, default=str, ensure_ascii=False)))  # C1, bidi
     if missing:
-        print(f"no stored item with id {', '.join(map(repr, missing))} (`prism items list {args.recipe}` lists them)",
-              file=sys.stderr)
+        print(printable(f"no stored item with id {', '.join(map(repr, missing))} (`prism items list {args.recipe}` "
+                        f"lists them)"), file=sys.stderr)
     return 1 if missing else 0
 
 
@@ -119,5 +126,5 @@ def cmd_delete(args: argparse.Namespace) -> int:
         print(f"deleted {len(gone)} item{'s' if len(gone) != 1 else ''}")
     missing = sorted(set(args.ids) - set(gone))
     if missing:
-        print(f"not deleted (no such item, or not passing the filter): {', '.join(missing)}", file=sys.stderr)
+        print(printable(f"not deleted (no such item, or not passing the filter): {', '.join(missing)}"), file=sys.stderr)
     return 0

@@ -30,26 +30,44 @@ def _file_index(folder: Path) -> tuple[dict[str, list[Path]], dict[str, list[Pat
 
 
 def _resolve(folder: Path, value: str, index: tuple[dict[str, list[Path]], dict[str, list[Path]]]) -> Path | str:
-    """The file a labels.csv entry names, or a message saying why it cannot be found."""
-    direct = (folder / value).resolve()
-    if direct.is_file():
-        if not direct.is_relative_to(folder.resolve()):
-            return f"{value!r} lies outside the data folder; list files inside it"
-        return direct
+    """The file a labels.csv entry names, or a message saying why it cannot be found. Whatever
+    names it (a path, a name, a stem), the file it reaches must lie inside the folder: a
+    symlink pointing out of it is refused, as the source loaders refuse one."""
+    root = folder.resolve()
+    direct = folder / value
+    if direct.resolve().is_file():
+        if not direct.resolve().is_relative_to(root):
+            return _outside(folder, value, direct)
+        return folder / direct.resolve().relative_to(root)
     for table in index:
         found = table.get(value, [])
         if len(found) == 1:
+            if not found[0].resolve().is_relative_to(root):
+                return _outside(folder, value, found[0])
             return found[0]
         if len(found) > 1:
             return f"{value!r} matches {len(found)} files ({found[0].relative_to(folder)}, ...); give its relative path"
     return f"no file {value!r} in the folder"
 
 
+def _outside(folder: Path, value: str, path: Path) -> str:
+    """The message for an entry whose file lies outside the data folder."""
+    inside = [p for p in [path, *path.parents] if p != folder and p.is_relative_to(folder) and ".." not in p.parts]
+    link = next((p for p in inside if p.is_symlink()), None)
+    if link is not None:
+        return (f"{value!r} reaches {link.relative_to(folder)}, a symlink to {link.resolve()}, outside the data "
+                f"folder; skipped. Copy the file into the folder instead")
+    return f"{value!r} lies outside the data folder; list files inside it"
+
+
 def load_labelled(folder: Path, split: str, mode: Literal["label", "example", "leave-one-out"]) -> Dataset:
     labels_csv = folder / "labels.csv"
-    with labels_csv.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        rows = list(reader)
+    try:
+        with labels_csv.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{labels_csv}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     columns = [c for c in (reader.fieldnames or []) if c is not None]
     file_col = next((c for c in FILE_COLUMNS if c in columns), None)
     if file_col is None or "label" not in columns:
@@ -81,7 +99,11 @@ def load_labelled(folder: Path, split: str, mode: Literal["label", "example", "l
             report.skipped_items.append(f"{where}: {rel} listed twice")
             continue
         seen.add(rel)
-        content: Any = found.read_text(encoding="utf-8") if modality == Modality.TEXT else Media(path=found)
+        try:
+            content: Any = found.read_text(encoding="utf-8") if modality == Modality.TEXT else Media(path=found)
+        except UnicodeDecodeError as exc:
+            report.skipped_items.append(f"{where}: {rel} is not UTF-8 text ({exc.reason} at byte {exc.start})")
+            continue
         item = Item(rel, modality, content, {"label": label, "file": rel}, source=rel)
         entries.append((item, (row.get("split") or "").strip() if has_split else ""))
     if not entries:

@@ -9,6 +9,9 @@ from typing import Any
 from .errors import QueryError
 from .types import Media, Modality, Query, extensions_of, modality_of_path
 
+MAX_QUERY_FILE_BYTES = 10_000_000
+"""A text query read from a file is read whole: a bound on its memory (searching is linear in it)."""
+
 
 def as_query(value: Any, modality: Modality | str | None = None, claimed: Mapping[str, Modality] | None = None) -> Query:
     """A Query from text, a file path (modality from its extension, `claimed` first: the
@@ -37,6 +40,12 @@ def as_query(value: Any, modality: Modality | str | None = None, claimed: Mappin
                 raise QueryError(
                     f"{str(path)!r} is a {path.suffix} document, not a text query: search with words from it "
                     f"(--modality text searches the name {str(path)!r} itself)"
+                )
+            size = path.stat().st_size
+            if size > MAX_QUERY_FILE_BYTES:
+                raise QueryError(
+                    f"query file {str(path)!r} holds {size / 1e6:,.1f} MB; a text query is read whole, so at most "
+                    f"{MAX_QUERY_FILE_BYTES / 1e6:g} MB: search with a part of it"
                 )
             try:
                 return Query.text(path.read_text(encoding="utf-8"))

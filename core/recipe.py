@@ -218,8 +218,8 @@ class _Builder:
             return None
         try:
             return cls(params, self.context(where))
-        except PrismError as exc:
-            self.problems.append((where, str(exc)))
+        except PrismError as exc:  # the message may start with the component's `where`: the problem names it once
+            self.problems.append((where, str(exc).removeprefix(f"{self.context(where).where}: ")))
             return None
 
     def build(self) -> BuiltRecipe:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,16 +45,20 @@ class SearchResult:
     """Hints for the user, e.g. which values a field holds when a filter matched nothing."""
 
 
+QueryEncoding = Callable[[Retriever, Query], Vectors]
+"""How a search gets a retriever's query vectors (`SearchPipeline.query_encoding`)."""
+
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
 
 def _pool() -> ThreadPoolExecutor:
-    """The threads that run a query's retrievers side by side (shared by every engine)."""
+    """The threads that run a query's other retrievers beside its first (shared by every engine).
+    As many as a server's concurrent searches may need, so they do not cap a micro-batch."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="prism-retriever")
+            _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="prism-retriever")
         return _POOL
 
 
@@ -63,8 +67,10 @@ def _tie_key(s: ScoredId) -> tuple[float, str]:
 
 
 class _StoreRerankContext(RerankContext):
-    def __init__(self, recipe: BuiltRecipe, collection: Collection, query: Query, query_vectors: dict[str, Vectors]):
+    def __init__(self, recipe: BuiltRecipe, collection: Collection, query: Query, query_vectors: dict[str, Vectors],
+                 encode: QueryEncoding):
         self.recipe, self.collection, self.query, self._query_vectors = recipe, collection, query, query_vectors
+        self._encode = encode
 
     def rows(self, retriever: str, ids: Sequence[str]) -> list[Row]:
         if retriever not in self.recipe.retrievers:
@@ -78,7 +84,7 @@ class _StoreRerankContext(RerankContext):
 
     def query_vectors(self, retriever: str) -> Vectors:
         if retriever not in self._query_vectors:
-            self._query_vectors[retriever] = self.recipe.retrievers[retriever].encoder.encode_query(self.query)
+            self._query_vectors[retriever] = self._encode(self.recipe.retrievers[retriever], self.query)
         return self._query_vectors[retriever]
 
 
@@ -87,6 +93,14 @@ class SearchPipeline:
 
     def __init__(self, recipe: BuiltRecipe, collection: Collection):
         self.recipe, self.collection = recipe, collection
+        self.query_encoding: QueryEncoding | None = None
+        """Set by a front end to encode queries its own way (`prism serve` batches concurrent
+        ones); None: each retriever's encoder encodes."""
+
+    def encode_query(self, retriever: Retriever, query: Query) -> Vectors:
+        """The query's vectors for `retriever`, through `query_encoding` when one is set."""
+        encode = self.query_encoding
+        return retriever.encoder.encode_query(query) if encode is None else encode(retriever, query)
 
     # ---------------------------------------------------------------- route
 
@@ -123,7 +137,7 @@ class SearchPipeline:
         self, retriever: Retriever, query: Query, flt: Filter | None, exact: bool | None, timings: dict[str, float]
     ) -> tuple[Vectors, SearchPlan, StageLists]:
         t = time.perf_counter()
-        vectors = retriever.encoder.encode_query(query)
+        vectors = self.encode_query(retriever, query)
         t1 = time.perf_counter()
         plan = self.plan(retriever, exact)
         by_field = self.collection.field_vectors(retriever, vectors, role="query")
@@ -224,7 +238,7 @@ class SearchPipeline:
         payloads = self.collection.store.retrieve([f.id for f in fused]) if fused else {}
         timings["payload"] = time.perf_counter() - t
 
-        ctx = _StoreRerankContext(self.recipe, self.collection, query, qvecs)
+        ctx = _StoreRerankContext(self.recipe, self.collection, query, qvecs, self.encode_query)
         order, scores, traces = self.rerank(query, fused, payloads, ctx, timings)
         parts = self.locate_parts(routed, order[:top_k], lists, payloads, qvecs)
         hits = self.assemble(order[:top_k], scores, traces, fused, fusion_name, lists, stages, payloads, parts)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from prismrag.contracts import Content, Media
+from prismrag.contracts import Content, ItemError, Media, QueryError
 from prismrag.support import import_optional
 
 MIN_SAMPLE_RATE = 2000
@@ -264,6 +264,24 @@ def spans(duration: float, window_s: float, overlap_s: float) -> list[tuple[floa
         start += hop
         if duration - start <= overlap_s:
             return out
+
+
+def overlap_below_window(params: Any) -> Any:
+    """A Params validator: consecutive windows overlap by less than a window (`overlap_s`, `window_s`)."""
+    if params.overlap_s >= params.window_s:
+        raise ValueError(f"overlap_s ({params.overlap_s}) must be shorter than window_s ({params.window_s})")
+    return params
+
+
+def check_clips(where: str, bad: dict[int, str], role: str) -> None:
+    """Raise for the clips of a batch that cannot be used (`bad`: position -> why), if any: a
+    QueryError for a query clip, else an ItemError naming the first and carrying every position."""
+    if not bad:
+        return
+    first = next(iter(bad.values()))
+    if role == "query":
+        raise QueryError(f"{where}: the query clip: {first}")
+    raise ItemError(where, first, tuple(bad))
 
 
 def level_db(x: np.ndarray) -> float:

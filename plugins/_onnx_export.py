@@ -40,6 +40,7 @@ from prismrag.contracts import Context, PrismError
 from prismrag.contracts.weights import files_fingerprint
 from prismrag.support import import_optional, is_local, model_errors, resolve_model_path
 
+from ._cache_dir import cache_dir
 from ._onnx_runtime import EXTRA, CorruptExport, OnnxEmbedder, OnnxScorer, read_st_config
 
 Kind = Literal["embed", "score"]
@@ -68,11 +69,7 @@ T = TypeVar("T")
 
 def cache_root() -> Path:
     """Where exports live: an `onnx` folder next to the embedding cache."""
-    if os.environ.get("PRISMRAG_CACHE_DIR"):
-        base = Path(os.environ["PRISMRAG_CACHE_DIR"]).expanduser()
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prismrag"
-    return base / "onnx"
+    return cache_dir() / "onnx"
 
 
 def export_key(model_dir: Path, kind: Kind, variant: Variant) -> str:

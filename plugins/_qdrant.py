@@ -26,8 +26,10 @@ from prismrag.contracts import (
     PrismError,
     QueryError,
     ScoredId,
+    SearchPlan,
     SparseBatch,
     Stage,
+    Store,
     StoredPoint,
     VectorField,
     Vectors,
@@ -38,6 +40,15 @@ SCROLL_PAGE = 2048
 
 DISTANCE_SIGN = {"cosine": 1.0, "dot": 1.0, "euclid": -1.0, "manhattan": -1.0}
 """Qdrant reports euclid/manhattan as distances (lower is better); we return -distance."""
+
+
+class QdrantBase(Store):
+    """The base of both Qdrant stores: they run every search as a plan (nested prefetches)."""
+
+    def search(
+        self, field: str, vector: Vectors, limit: int, flt: Filter | None = None, exact: bool | None = None
+    ) -> list[ScoredId]:
+        return self.search_plan(SearchPlan.single(field, limit), {field: vector}, flt, exact)[-1]
 
 
 def check_fields(fields: Sequence[VectorField], store: str) -> dict[str, VectorField]:

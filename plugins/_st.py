@@ -8,11 +8,13 @@ from typing import Any
 
 from prismrag.contracts import Encoder, PrismError
 from prismrag.support import (
+    HF_MODEL_FILES,
     ensure_torchvision_ops,
     import_optional,
     is_local,
     model_errors,
     resolve_model_path,
+    torch_device,
 )
 
 
@@ -27,14 +29,15 @@ def load_model(encoder: Encoder, class_name: str, since: str) -> Any:
     `trust_remote_code` params; `since` is the first sentence-transformers version that has it."""
     p: Any = encoder.params
     where = encoder.context.where or encoder.name
-    path = resolve_model_path(p.model, encoder.context, where)  # fails fast, before heavy imports
+    path = resolve_model_path(p.model, encoder.context, where, HF_MODEL_FILES)  # fails fast, before heavy imports
     st = import_sentence_transformers(where)
     cls = getattr(st, class_name, None)
     if cls is None:
         raise PrismError(f"{where}: the installed sentence-transformers has no {class_name}; "
                          f"install sentence-transformers>={since}")
+    device = torch_device(p.device, where)
     with model_errors(p.model, where, remote=not is_local(path)):
-        model = cls(path, device=p.device, trust_remote_code=p.trust_remote_code)
+        model = cls(path, device=device, trust_remote_code=p.trust_remote_code)
     check_prompt_names(model, p, where)
     pin_inference_device(model)
     return model

@@ -16,9 +16,9 @@ import numpy as np
 from pydantic import Field
 
 from prismrag import Encoder, Modality, Params, hookimpl
-from prismrag.contracts import Content, ItemError, QueryError, Role
+from prismrag.contracts import Content, Role
 
-from ._audio import AudioError, decode
+from ._audio import AudioError, check_clips, decode
 
 RATE = 16000
 N_FFT = 512
@@ -63,10 +63,7 @@ class AudioDescriptorEncoder(Encoder):
                 bad[i] = "silence only: no sound to describe"
                 continue
             out[i] = vec
-        if bad:
-            if role == "query":
-                raise QueryError(f"{self.where}: the query clip: {next(iter(bad.values()))}")
-            raise ItemError(self.where, next(iter(bad.values())), tuple(bad))
+        check_clips(self.where, bad, role)
         return out
 
 

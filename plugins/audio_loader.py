@@ -18,12 +18,10 @@ from pydantic import Field, model_validator
 
 from prismrag.contracts import Item, ItemError, Loader, Modality, Span, extensions_of, hookimpl
 
-from ._audio import AudioError, AudioInfo, AudioWindow, blocks, probe, spans
-from ._files import FileLoader, SourceParams, relpath
-from ._speech import SpeechParams, settings_for, transcribe
-from ._whisper import Settings, tidy
-
-TRANSCRIBE_BATCH = 256
+from ._audio import AudioError, AudioInfo, AudioWindow, blocks, overlap_below_window, probe, spans
+from ._files import SourceParams, relpath
+from ._speech import SpeechParams, TranscribingLoader
+from ._whisper import tidy
 
 
 class AudioParams(SourceParams):
@@ -39,14 +37,10 @@ class AudioParams(SourceParams):
         "the recipe's `whisper` encoders and each window is transcribed once.",
     )
 
-    @model_validator(mode="after")
-    def _overlap_below_window(self) -> AudioParams:
-        if self.overlap_s >= self.window_s:
-            raise ValueError(f"overlap_s ({self.overlap_s}) must be shorter than window_s ({self.window_s})")
-        return self
+    _overlap_below_window = model_validator(mode="after")(overlap_below_window)
 
 
-class AudioLoader(FileLoader):
+class AudioLoader(TranscribingLoader):
     """Audio files (wav, flac, ogg, mp3, m4a/aac, opus) as audio items, windowed with overlap."""
 
     name = "audio"
@@ -55,32 +49,14 @@ class AudioLoader(FileLoader):
     extensions = extensions_of(modality)
     Params = AudioParams
     params: AudioParams
-    _speech: Settings | None = None
 
-    def load(self) -> Iterator[Item | ItemError]:
-        if self.params.transcribe is None:
-            yield from super().load()
-            return
-        pending: list[Item] = []
-        for entry in super().load():
-            if isinstance(entry, ItemError):
-                yield entry
-                continue
-            pending.append(entry)
-            if len(pending) >= TRANSCRIBE_BATCH:
-                yield from self._transcribed(pending)
-                pending = []
-        yield from self._transcribed(pending)
-
-    def _transcribed(self, items: list[Item]) -> Iterator[Item | ItemError]:
+    def with_transcripts(self, items: list[Item]) -> Iterator[Item | ItemError]:
         """The items with their transcript, Whisper's no-speech probability and the route."""
         if not items:
             return
         p = self.params.transcribe
         assert p is not None
-        if self._speech is None:
-            self._speech = settings_for(p, self.context, f"{self._where()}.transcribe")
-        found, bad = transcribe(self._speech, [i.content for i in items])
+        found, bad = self.transcripts([i.content for i in items])
         for k, (item, t) in enumerate(zip(items, found, strict=True)):
             if t is None:
                 yield ItemError(item.source or item.id, f"cannot transcribe: {bad.get(k)}; skipped")

@@ -17,17 +17,22 @@ import numpy as np
 from pydantic import Field
 
 from prismrag import Encoder, Modality, Params, hookimpl
-from prismrag.contracts import Content, Context, ItemError, QueryError, Role, as_text
+from prismrag.contracts import Content, Context, Role, as_text
 from prismrag.support import (
     LoadOnce,
+    check_local_model,
     ensure_torchvision_ops,
     import_optional,
     is_local,
     model_errors,
     resolve_model_path,
+    torch_device,
 )
 
-from ._audio import AudioError, decode
+from ._audio import AudioError, check_clips, decode
+
+_MODEL_FILES = ("config.json",)
+"""A transformers model folder holds its config.json."""
 
 
 class ClapParams(Params):
@@ -53,17 +58,18 @@ class ClapEncoder(Encoder):
 
     def __init__(self, params: Params | None = None, context: Context | None = None):
         super().__init__(params, context)
+        check_local_model(self.params.model, self.context, self.where, _MODEL_FILES)  # `prism validate` reports it
         self._loaded = LoadOnce(self._load)
 
     def _load(self) -> tuple[Any, Any, Any]:
         p = self.params
         where = self.where
-        path = resolve_model_path(p.model, self.context, where)
+        path = resolve_model_path(p.model, self.context, where, _MODEL_FILES)
         import_optional("torch", where, "audio")
         ensure_torchvision_ops()  # transformers imports torchvision when it is installed
         tf = import_optional("transformers", where, "audio")
         with model_errors(p.model, where, remote=not is_local(path)):
-            model = tf.ClapModel.from_pretrained(path).to(p.device).eval()
+            model = tf.ClapModel.from_pretrained(path).to(torch_device(p.device, where)).eval()
             extractor = tf.ClapFeatureExtractor.from_pretrained(path)
             tokenizer = tf.AutoTokenizer.from_pretrained(path)
         return model, extractor, tokenizer
@@ -86,11 +92,11 @@ class ClapEncoder(Encoder):
                 chunk = contents[start : start + step]
                 if modality == Modality.TEXT:
                     inputs = tokenizer([as_text(c) for c in chunk], return_tensors="pt", padding=True, truncation=True)
-                    out = model.get_text_features(**inputs.to(self.params.device))
+                    out = model.get_text_features(**inputs.to(model.device))
                 else:
                     inputs = extractor(self._audio(chunk, extractor, role, start), return_tensors="pt",
                                        sampling_rate=extractor.sampling_rate)
-                    out = model.get_audio_features(**inputs.to(self.params.device))
+                    out = model.get_audio_features(**inputs.to(model.device))
                 tensor = out if isinstance(out, torch.Tensor) else out.pooler_output
                 parts.append(tensor.float().cpu().numpy())
         vectors = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, self.dimension()), np.float32)
@@ -112,10 +118,7 @@ class ClapEncoder(Encoder):
                 bad[offset + i] = "no audio samples"
                 continue
             out.append(x[:limit] if limit else x)
-        if bad:
-            if role == "query":
-                raise QueryError(f"{self.where}: the query clip: {next(iter(bad.values()))}")
-            raise ItemError(self.where, next(iter(bad.values())), tuple(bad))
+        check_clips(self.where, bad, role)
         return out
 
 

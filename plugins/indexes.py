@@ -145,9 +145,19 @@ class _GraphIndex(Index):
             on_disk=p.on_disk,
         )
 
+    def _first_stage_limit(self) -> int | None:
+        """How many candidates a derived first-stage field (the second of `fields`) passes to the
+        main one; None when the index has no such stage."""
+        return None
+
     def plan(self, fields: Sequence[VectorField], top_k: int) -> SearchPlan:
-        """With quantization and `rescore`: two stages on the main field, the compressed vectors
-        keeping `oversampling` x top_k candidates, then the original vectors rescoring them."""
+        """Two stages when the index derives a first-stage field (a shortlist, a MUVERA encoding): it
+        keeps `_first_stage_limit()` candidates and the main field rescores them. Otherwise, with
+        quantization and `rescore`: two stages on the main field, the compressed vectors keeping
+        `oversampling` x top_k candidates, then the original vectors rescoring them."""
+        limit = self._first_stage_limit()
+        if limit is not None and len(fields) >= 2:
+            return SearchPlan((Stage(fields[1].name, max(limit, top_k)), Stage(fields[0].name, top_k)))
         q = _quantization(self.params.quantization)  # type: ignore[attr-defined]
         if q is None or not q.rescore or self.params.exact:  # type: ignore[attr-defined]
             return super().plan(fields, top_k)
@@ -194,11 +204,9 @@ class DenseIndex(_GraphIndex):
             head = head / np.maximum(np.linalg.norm(head, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(head, dtype=np.float32)
 
-    def plan(self, fields: Sequence[VectorField], top_k: int) -> SearchPlan:
+    def _first_stage_limit(self) -> int | None:
         shortlist = self.params.shortlist  # type: ignore[attr-defined]
-        if shortlist is None or len(fields) < 2:
-            return super().plan(fields, top_k)
-        return SearchPlan((Stage(fields[1].name, max(shortlist.limit, top_k)), Stage(fields[0].name, top_k)))
+        return None if shortlist is None else shortlist.limit
 
 
 class MuveraParams(Params):
@@ -276,11 +284,9 @@ class MultiIndex(_GraphIndex):
     def _token_dim(vectors: Vectors) -> int:
         return int(np.asarray(vectors.matrices[0]).shape[1])  # type: ignore[union-attr]
 
-    def plan(self, fields: Sequence[VectorField], top_k: int) -> SearchPlan:
+    def _first_stage_limit(self) -> int | None:
         m = self.params.muvera  # type: ignore[attr-defined]
-        if m is None or len(fields) < 2:
-            return super().plan(fields, top_k)
-        return SearchPlan((Stage(fields[1].name, max(m.limit, top_k)), Stage(fields[0].name, top_k)))
+        return None if m is None else m.limit
 
 
 class SparseIndex(Index):

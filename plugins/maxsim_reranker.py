@@ -44,10 +44,11 @@ class MaxSimReranker(Reranker):
 
     name = "maxsim"
     Params = MaxSimParams
+    params: MaxSimParams
     description = "late-interaction MaxSim rescoring with a multi-vector retriever's token vectors"
 
     def rerank(self, query: Query, candidates: Sequence[Candidate], ctx: RerankContext) -> list[ScoredId]:
-        p: MaxSimParams = self.params  # type: ignore[assignment]
+        p = self.params
         if not candidates:
             return []
         q = np.atleast_2d(np.asarray(ctx.query_vector(p.retriever), dtype=np.float64))

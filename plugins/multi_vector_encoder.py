@@ -18,41 +18,29 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from prismrag import Encoder, Modality, Params, hookimpl
-from prismrag.contracts import Content, Context, MultiBatch, PrismError, Role, as_text
-from prismrag.support import (
-    LoadOnce,
-)
+from prismrag import Encoder, Modality, hookimpl
+from prismrag.contracts import Content, MultiBatch, PrismError, Role, as_text
 
-from ._st import load_model, one_prompt_per_role
+from ._st import load_model
+from ._st_base import STEncoder, STParams
 
 
-class MultiVectorParams(Params):
+class MultiVectorParams(STParams):
     model: str
     """A model id (Hugging Face hub) or a path to a sentence-transformers MultiVectorEncoder folder."""
     query_prompt: str | None = None
     """A literal prefix for queries (default: the model's own `query` prompt)."""
     document_prompt: str | None = None
     """A literal prefix for documents (default: the model's own `document` prompt)."""
-    query_prompt_name: str | None = None
-    document_prompt_name: str | None = None
     pool_factor: float = Field(1.0, ge=1.0, le=64.0)
     """Keep about 1/pool_factor of each document's token vectors (hierarchical token pooling)."""
     truncate_dim: int | None = Field(None, gt=0)
     """Keep the first N dimensions of each token vector (re-normalised)."""
-    batch_size: int = Field(32, gt=0)
-    device: str | None = None
-    trust_remote_code: bool = False
-
-    @model_validator(mode="after")
-    def _one_prompt_per_role(self) -> MultiVectorParams:
-        one_prompt_per_role(self)
-        return self
 
 
-class MultiVectorEncoder(Encoder):
+class MultiVectorEncoder(STEncoder):
     """Token vectors from a sentence-transformers MultiVectorEncoder, loaded lazily."""
 
     name = "multi-vector"
@@ -61,24 +49,12 @@ class MultiVectorEncoder(Encoder):
         "Late-interaction token vectors (ColBERT/PyLate models via sentence-transformers' "
         "MultiVectorEncoder), query/document prompts, token pooling, optional truncate_dim."
     )
-    extra = "text"
     output = "multi"
-    document_modalities = frozenset({Modality.TEXT})
-    query_modalities = frozenset({Modality.TEXT})
     metric = "cosine"
     max_batch = 1024
-    fingerprint_excludes = Encoder.fingerprint_excludes | {"trust_remote_code"}
 
     params: MultiVectorParams
-
-    def __init__(self, params: Params | None = None, context: Context | None = None):
-        super().__init__(params, context)
-        self._model = LoadOnce(self._load)
-        self._pooler: Any = None
-
-    @property
-    def model(self) -> Any:
-        return self._model()
+    _pooler: Any = None  # token pooling for documents, made with the model when pool_factor > 1
 
     def _load(self) -> Any:
         p = self.params

@@ -41,17 +41,21 @@ from prismrag.contracts import (
 from prismrag.support import (
     LoadOnce,
     bound_hub_timeouts,
+    check_local_model,
     import_optional,
     is_offline,
     model_errors,
     probe_hub,
     resolve_model_path,
+    torch_device,
 )
 
 _OPEN_CLIP_LOCK = threading.Lock()
 """open_clip keeps its model-config registry in a module global."""
 
 _HF_HUB, _LOCAL_DIR = "hf-hub:", "local-dir:"
+_MODEL_FILES = ("open_clip_config.json",)
+"""What an open_clip model folder (`local-dir:`, or an `hf-hub:` repo saved locally) holds."""
 
 
 class OpenClipParams(Params):
@@ -100,6 +104,11 @@ class OpenClipEncoder(Encoder):
 
     def __init__(self, params: Params | None = None, context: Context | None = None):
         super().__init__(params, context)
+        model = self.params.model or ""
+        if model.startswith(_LOCAL_DIR):  # `prism validate` reports a folder that is missing or no model
+            self._local_dir(model)
+        elif model.startswith(_HF_HUB):
+            check_local_model(model[len(_HF_HUB) :], self.context, self._where, _MODEL_FILES)
         self._load = LoadOnce(self._load_model)  # model, preprocess, tokenizer, device
         self._dim: int | None = None
 
@@ -135,15 +144,23 @@ class OpenClipEncoder(Encoder):
             open_clip.add_model_config(path)
         return path.stem
 
+    def _local_dir(self, model: str) -> Path:
+        """The folder of a `local-dir:` model, which must exist and hold an open_clip config."""
+        folder = self.context.path(model[len(_LOCAL_DIR) :])
+        if not folder.is_dir():
+            raise PrismError(f"{self._where}: model {model!r}: there is no folder {str(folder)!r}")
+        check_local_model(str(folder), self.context, self._where, _MODEL_FILES)
+        return folder
+
     def _weights(self, open_clip: Any, arch: str) -> tuple[str, str | None, bool, dict[str, Any]]:
         """How to call open_clip: (model name, pretrained, whether anything may come from a hub,
         preprocessing overrides)."""
         p = self.params
         model = p.model or arch
         if model.startswith(_LOCAL_DIR):
-            return _LOCAL_DIR + str(self.context.path(model[len(_LOCAL_DIR) :])), None, False, {}
+            return _LOCAL_DIR + str(self._local_dir(model)), None, False, {}
         if model.startswith(_HF_HUB):
-            found = resolve_model_path(model[len(_HF_HUB) :], self.context, self._where)
+            found = resolve_model_path(model[len(_HF_HUB) :], self.context, self._where, _MODEL_FILES)
             return (_LOCAL_DIR + found, None, True, {}) if Path(found).is_dir() else (model, None, True, {})
         tag = p.pretrained or ""
         local = self.context.path(tag)
@@ -178,7 +195,7 @@ class OpenClipEncoder(Encoder):
         open_clip = self._open_clip()
         import torch
 
-        device = self.params.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch_device(self.params.device, self._where) or ("cuda" if torch.cuda.is_available() else "cpu")
         label = self.params.model or self.params.model_config_path or ""
         with _OPEN_CLIP_LOCK:
             arch = self._architecture(open_clip)

@@ -35,7 +35,7 @@ from prismrag.contracts import (
 )
 from prismrag.support import LoadOnce
 
-from ._shapes import AXES, build_encoder, sampled_points
+from ._shapes import AXES, build_encoder, each_or_error, sampled_points
 
 Axis = Literal["x", "y", "z"]
 
@@ -168,14 +168,7 @@ class PointCloudModelEncoder(Encoder):
             if self.text is None:
                 raise QueryError(f"{self.where}: text queries need `text_encoder`, the text tower this model is aligned with")
             return np.asarray(self.text.encode_batch(contents, modality, role), dtype=np.float32)
-        clouds, bad = [], []
-        for i, content in enumerate(contents):
-            try:
-                clouds.append(self.prepare(content))
-            except ItemError as exc:
-                bad.append((i, exc.message))
-        if bad:
-            raise ItemError(self.where, "; ".join(m for _, m in bad), tuple(i for i, _ in bad))
+        clouds = each_or_error(contents, self.prepare, self.where)
         return self._forward(clouds) if clouds else np.zeros((0, self.dimension()), np.float32)
 
 

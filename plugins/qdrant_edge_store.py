@@ -42,7 +42,6 @@ from prismrag.contracts import (
     PointBatch,
     PrismError,
     QueryError,
-    ScoredId,
     SearchPlan,
     Stage,
     StageLists,
@@ -59,6 +58,7 @@ from prismrag.support import FolderLock
 from ._edge_files import damaged_files, mapped_gaps, stored_layout, swap_folders
 from ._qdrant import (
     SCROLL_PAGE,
+    QdrantBase,
     batch_points,
     build_filter,
     check_fields,
@@ -147,7 +147,7 @@ class QdrantEdgeParams(Params):
     float index for every number (integers included), by the filter's value."""
 
 
-class QdrantEdgeStore(Store):
+class QdrantEdgeStore(QdrantBase):
     """Qdrant Edge shard on local disk, opened in-process (one writer process at a time)."""
 
     name = "qdrant-edge"
@@ -156,11 +156,12 @@ class QdrantEdgeStore(Store):
         "sparse vectors with IDF, multivector MaxSim, payload filters; no server needed."
     )
     Params = QdrantEdgeParams
+    params: QdrantEdgeParams
 
     def __init__(self, params: Params | None = None, context: Context | None = None):
         super().__init__(params, context)
-        p: QdrantEdgeParams = self.params  # type: ignore[assignment]
-        self.root = self.context.path(p.path) if p.path else self.context.base_dir / ".prism" / self.context.recipe
+        path = self.params.path
+        self.root = self.context.path(path) if path else self.context.base_dir / ".prism" / self.context.recipe
         self.shard_dir = self.root / SHARD_DIR
         self.meta_path = self.root / META_FILE
         self._shard: Any = None
@@ -196,13 +197,13 @@ class QdrantEdgeStore(Store):
                 ),
                 memory=qe.Memory.Cold if f.on_disk else None,
             )
-        p: QdrantEdgeParams = self.params  # type: ignore[assignment]
         # Edge builds scalar-quantized copies only when it optimizes a segment past the indexing
         # threshold (10 MB by default): with quantization asked for, every segment qualifies.
         quantized = any(f.quantization != "none" for f in fields.values() if f.kind != "sparse")
         optimizers = qe.EdgeOptimizersConfig(indexing_threshold=1) if quantized else None
         return qe.EdgeConfig(
-            vectors=vectors, sparse_vectors=sparse, max_search_threads=p.max_search_threads, optimizers=optimizers
+            vectors=vectors, sparse_vectors=sparse, max_search_threads=self.params.max_search_threads,
+            optimizers=optimizers,
         )
 
     def claim(self) -> None:
@@ -389,11 +390,6 @@ class QdrantEdgeStore(Store):
             self._params[key] = params
         return params
 
-    def search(
-        self, field: str, vector: Vectors, limit: int, flt: Filter | None = None, exact: bool | None = None
-    ) -> list[ScoredId]:
-        return self.search_plan(SearchPlan.single(field, limit), {field: vector}, flt, exact)[-1]
-
     def search_plan(
         self, plan: SearchPlan, vectors: Mapping[str, Vectors], flt: Filter | None = None, exact: bool | None = None
     ) -> StageLists:
@@ -409,7 +405,7 @@ class QdrantEdgeStore(Store):
                     return [[] for _ in plan.stages]
                 row = qe.SparseVector(*row)
             rows[name] = row
-        if flt is not None and self.params.payload_indexes and not flt.keys <= self._indexed:  # type: ignore[attr-defined]
+        if flt is not None and self.params.payload_indexes and not flt.keys <= self._indexed:
             self._index_payload(flt)
         edge_filter = build_filter(filter_plan(flt), _edge_condition, _edge_filter) if flt and flt.conditions else None
 

@@ -36,7 +36,6 @@ from prismrag.contracts import (
     PointBatch,
     PrismError,
     QueryError,
-    ScoredId,
     SearchPlan,
     Stage,
     StageLists,
@@ -90,7 +89,7 @@ class QdrantParams(Params):
         return self
 
 
-class QdrantStore(Store):
+class QdrantStore(shared.QdrantBase):
     """A collection on a Qdrant server (or qdrant-client's local mode)."""
 
     name = "qdrant"
@@ -100,10 +99,11 @@ class QdrantStore(Store):
         "mode (path or :memory:) runs without a server."
     )
     Params = QdrantParams
+    params: QdrantParams
 
     def __init__(self, params: Params | None = None, context: Context | None = None):
         super().__init__(params, context)
-        p: QdrantParams = self.params  # type: ignore[assignment]
+        p = self.params
         self.collection = p.collection or self.context.recipe
         self.meta_collection = self.collection + META_SUFFIX
         self.local = p.path is not None or p.location == ":memory:"
@@ -112,7 +112,7 @@ class QdrantStore(Store):
 
     @property
     def location(self) -> str:
-        p: QdrantParams = self.params  # type: ignore[assignment]
+        p = self.params
         if p.path is not None:
             where = str(self.context.path(p.path))
         else:
@@ -126,7 +126,7 @@ class QdrantStore(Store):
             _models()
             from qdrant_client import QdrantClient
 
-            p: QdrantParams = self.params  # type: ignore[assignment]
+            p = self.params
             kwargs: dict[str, Any] = {"timeout": int(math.ceil(p.timeout)), "prefer_grpc": p.prefer_grpc}
             if p.path is not None:
                 path = self.context.path(p.path)
@@ -185,7 +185,7 @@ class QdrantStore(Store):
     def open(self, fields: Sequence[VectorField]) -> None:
         wanted = shared.check_fields(fields, self.name)
         client = self._connect()
-        p: QdrantParams = self.params  # type: ignore[assignment]
+        p = self.params
         try:
             if client.collection_exists(self.collection):
                 config = client.get_collection(self.collection).config
@@ -315,11 +315,6 @@ class QdrantStore(Store):
     def _filter(must: Any, must_not: Any, should: Any) -> Any:
         return _models().Filter(must=must, must_not=must_not, should=should)
 
-    def search(
-        self, field: str, vector: Vectors, limit: int, flt: Filter | None = None, exact: bool | None = None
-    ) -> list[ScoredId]:
-        return self.search_plan(SearchPlan.single(field, limit), {field: vector}, flt, exact)[-1]
-
     def search_plan(
         self, plan: SearchPlan, vectors: Mapping[str, Vectors], flt: Filter | None = None, exact: bool | None = None
     ) -> StageLists:
@@ -390,13 +385,13 @@ class QdrantStore(Store):
         client = self._connect()
         m = _models()
         if not client.collection_exists(self.meta_collection):
-            client.create_collection(self.meta_collection, vectors_config={}, replication_factor=self.params.replicas)  # type: ignore[attr-defined]
+            client.create_collection(self.meta_collection, vectors_config={}, replication_factor=self.params.replicas)
         point = m.PointStruct(id=META_POINT, vector={}, payload={"meta": json.dumps(dict(meta), sort_keys=True)})
         client.upsert(self.meta_collection, points=[point], wait=True)
 
     def info(self) -> StoreInfo:
         client = self._need()
-        p: QdrantParams = self.params  # type: ignore[assignment]
+        p = self.params
         count = client.get_collection(self.collection).points_count or 0
         fields = {}
         for name, f in self.fields.items():

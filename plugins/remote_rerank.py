@@ -41,15 +41,16 @@ class HttpReranker(Reranker):
 
     name = "http-rerank"
     Params = HttpRerankParams
+    params: HttpRerankParams
     description = "Rescores text candidates with a remote reranker (Cohere, Jina or TEI request shape)"
     extra = "remote"
 
     def __init__(self, params: Params | None = None, context: Context | None = None):
         super().__init__(params, context)
-        self.service = HttpService(self.params, self.where)  # type: ignore[arg-type]
+        self.service = HttpService(self.params, self.where)
 
     def rerank(self, query: Query, candidates: Sequence[Candidate], ctx: RerankContext) -> list[ScoredId]:
-        p: HttpRerankParams = self.params  # type: ignore[assignment]
+        p = self.params
         if query.text_value is None:
             raise QueryError(f"{self.where}: http-rerank reranks text queries, not {query.modality.value}")
         texted = [c for c in candidates if isinstance(c.payload.get(p.text_field), str)]
@@ -64,7 +65,7 @@ class HttpReranker(Reranker):
         return ranked + [ScoredId(c.id, floor) for c in rest]
 
     def _scores(self, query: str, texts: list[str]) -> list[float]:
-        p: HttpRerankParams = self.params  # type: ignore[assignment]
+        p = self.params
         body: dict[str, Any]
         if p.shape == "tei":
             body = {"query": query, "texts": texts, "raw_scores": False}

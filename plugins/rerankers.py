@@ -66,6 +66,9 @@ class CrossEncoderReranker(Reranker):
 
     def __init__(self, params: Params | None = None, context: Context | None = None):
         super().__init__(params, context)
+        from prismrag.support import check_local_model
+
+        check_local_model(self.params.model, self.context, self.where)  # `prism validate` reports it
         self._model = LoadOnce(self._load)
 
     @property
@@ -79,22 +82,25 @@ class CrossEncoderReranker(Reranker):
     def _load(self) -> Any:
         params: CrossEncoderParams = self.params  # type: ignore[assignment]
         from prismrag.support import (
+            HF_MODEL_FILES,
             ensure_torchvision_ops,
             is_local,
             model_errors,
             resolve_model_path,
+            torch_device,
         )
 
         if params.backend != "torch":
             return self._load_onnx(params)
-        path = resolve_model_path(params.model, self.context, self.where)
+        path = resolve_model_path(params.model, self.context, self.where, HF_MODEL_FILES)
         try:
             ensure_torchvision_ops()
             from sentence_transformers import CrossEncoder
         except ImportError as exc:
             raise MissingDependencyError(self.where, "sentence_transformers", "text") from exc
+        device = torch_device(params.device, self.where)
         with model_errors(params.model, self.where, remote=not is_local(path)):
-            model = CrossEncoder(path, device=params.device, max_length=params.max_length)
+            model = CrossEncoder(path, device=device, max_length=params.max_length)
         return self._one_label(model, params.model)
 
     def _load_onnx(self, params: CrossEncoderParams) -> Any:
@@ -205,10 +211,11 @@ class MMRReranker(Reranker):
 
     name = "mmr"
     Params = MMRParams
+    params: MMRParams
     description = "maximal marginal relevance: diversify candidates with a dense retriever's vectors"
 
     def rerank(self, query: Query, candidates: Sequence[Candidate], ctx: RerankContext) -> list[ScoredId]:
-        params: MMRParams = self.params  # type: ignore[assignment]
+        params = self.params
         if not candidates:
             return []
         where = self.context.where or self.name

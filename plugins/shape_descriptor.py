@@ -28,17 +28,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from prismrag.contracts import (
-    Content,
-    Encoder,
-    ItemError,
-    Modality,
-    Params,
-    Role,
-    hookimpl,
-)
+from prismrag.contracts import Content, Encoder, Modality, Params, Role, hookimpl
 
-from ._shapes import estimate_normals, normalize, sampled_points, up_first
+from ._shapes import each_or_error, estimate_normals, normalize, sampled_points, up_first
 
 BLOCKS = ("cylinder", "azimuth", "normals", "panorama", "panorama_normals")
 _RADIUS = 2.0  # histograms span radius [0, 2] and height [-2, 2] in units of the mean distance
@@ -160,15 +152,7 @@ class ShapeDescriptorEncoder(Encoder):
         return DIMENSION
 
     def encode(self, contents: Sequence[Content], modality: Modality, role: Role) -> np.ndarray:
-        rows, bad = [], []
-        for i, content in enumerate(contents):
-            try:
-                rows.append(self.encode_one(content))
-            except ItemError as exc:
-                bad.append((i, exc.message))
-        if bad:
-            listing = "; ".join(m for _, m in bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
-            raise ItemError(self.where, f"cannot describe shape: {listing}", tuple(i for i, _ in bad))
+        rows = each_or_error(contents, self.encode_one, self.where, what="cannot describe shape: ", most=5)
         return np.stack(rows) if rows else np.zeros((0, DIMENSION), np.float32)
 
     def encode_one(self, content: Content) -> np.ndarray:

@@ -16,16 +16,15 @@ gives text→shape and image→shape search.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from prismrag.contracts import (
     Content,
     Context,
     Encoder,
-    ItemError,
     Media,
     Modality,
     MultiBatch,
@@ -36,11 +35,17 @@ from prismrag.contracts import (
 )
 
 from ._shape_render import Mode, png_gray, render_views
-from ._shapes import build_encoder, sampled_points
+from ._shapes import (
+    DelegatingEncoder,
+    ImageEncoderSpec,
+    build_encoder,
+    each_or_error,
+    sampled_points,
+)
 
 
 class ShapeViewsParams(Params):
-    image_encoder: dict[str, Any] = Field(
+    image_encoder: ImageEncoderSpec = Field(
         description="The image encoder the views go to, as in a recipe: {use: NAME, ...its params}.")
     views: int = Field(6, ge=1, le=64, description="Views rendered around the vertical axis.")
     size: int = Field(224, ge=16, le=1024, description="Width and height of each view in pixels.")
@@ -52,15 +57,8 @@ class ShapeViewsParams(Params):
     seed: int = Field(0, description="Seed of the point sampling (the same seed gives the same views).")
     max_faces: int = Field(5_000_000, gt=0, description="Refuse meshes with more faces than this.")
 
-    @field_validator("image_encoder")
-    @classmethod
-    def _use(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(value.get("use"), str):
-            raise ValueError("name the image encoder with `use`, e.g. {use: open-clip, model: ViT-B-32, pretrained: ...}")
-        return value
 
-
-class ShapeViewsEncoder(Encoder):
+class ShapeViewsEncoder(DelegatingEncoder):
     """Shapes rendered from several views and embedded by an image encoder, views averaged."""
 
     name = "shape-views"
@@ -79,12 +77,6 @@ class ShapeViewsEncoder(Encoder):
         self.inner: Encoder = build_encoder(self.params.image_encoder, self.context, f"{self.where}: image_encoder",
                                             Modality.IMAGE)
 
-    def dimension(self) -> int | None:
-        return self.inner.dimension()
-
-    def close(self) -> None:
-        self.inner.close()
-
     def render(self, content: Content) -> list[Media]:
         """The views of one shape as PNG images."""
         p = self.params
@@ -95,14 +87,7 @@ class ShapeViewsEncoder(Encoder):
 
     def view_vectors(self, contents: Sequence[Content], role: Role) -> list[np.ndarray]:
         """[views, d] image vectors per shape."""
-        rendered, bad = [], []
-        for i, content in enumerate(contents):
-            try:
-                rendered.append(self.render(content))
-            except ItemError as exc:
-                bad.append((i, exc.message))
-        if bad:
-            raise ItemError(self.where, "; ".join(m for _, m in bad), tuple(i for i, _ in bad))
+        rendered = each_or_error(contents, self.render, self.where)
         flat = [m for views in rendered for m in views]
         vecs = np.asarray(self.inner.encode_batch(flat, Modality.IMAGE, role), dtype=np.float32)
         v = self.params.views

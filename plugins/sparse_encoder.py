@@ -18,60 +18,34 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from prismrag import Encoder, Modality, Params, hookimpl
-from prismrag.contracts import Content, Context, Role, SparseBatch, as_text
-from prismrag.support import (
-    LoadOnce,
-)
+from prismrag import Encoder, Modality, hookimpl
+from prismrag.contracts import Content, Role, SparseBatch, as_text
 
-from ._st import load_model, one_prompt_per_role
+from ._st import load_model
+from ._st_base import STEncoder, STParams
 
 
-class SparseEncoderParams(Params):
+class SparseEncoderParams(STParams):
     model: str
     """A model id (Hugging Face hub), or a path to a SparseEncoder or masked-language-model folder."""
-    query_prompt: str | None = None
-    document_prompt: str | None = None
-    query_prompt_name: str | None = None
-    document_prompt_name: str | None = None
     max_active_dims: int | None = Field(None, gt=0)
     """Keep only the N largest term weights of each vector (None: the model's setting)."""
-    batch_size: int = Field(32, gt=0)
-    device: str | None = None
-    trust_remote_code: bool = False
-
-    @model_validator(mode="after")
-    def _one_prompt_per_role(self) -> SparseEncoderParams:
-        one_prompt_per_role(self)
-        return self
 
 
-class SparseEncoder(Encoder):
+class SparseEncoder(STEncoder):
     """Learned sparse vectors from a sentence-transformers SparseEncoder, loaded lazily."""
 
     name = "sparse-encoder"
     Params = SparseEncoderParams
     description = "Learned sparse term weights (SPLADE-style) from a sentence-transformers SparseEncoder."
-    extra = "text"
     output = "sparse"
     metric = "dot"
     sparse_idf = False
-    document_modalities = frozenset({Modality.TEXT})
-    query_modalities = frozenset({Modality.TEXT})
     max_batch = 1024
-    fingerprint_excludes = Encoder.fingerprint_excludes | {"trust_remote_code"}
 
     params: SparseEncoderParams
-
-    def __init__(self, params: Params | None = None, context: Context | None = None):
-        super().__init__(params, context)
-        self._model = LoadOnce(self._load)
-
-    @property
-    def model(self) -> Any:
-        return self._model()
 
     def _load(self) -> Any:
         return load_model(self, "SparseEncoder", "5")

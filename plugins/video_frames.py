@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from prismrag.contracts import (
     Content,
@@ -45,12 +45,12 @@ from prismrag.contracts import (
     hookimpl,
 )
 
-from ._shapes import build_encoder
+from ._shapes import DelegatingEncoder, ImageEncoderSpec, build_encoder
 from ._video import VideoError, VideoSegment, frames_at, keyframe_times, png, probe, video_path
 
 
 class VideoFramesParams(Params):
-    image: dict[str, Any] = Field(
+    image: ImageEncoderSpec = Field(
         description="The image encoder the keyframes go to, as in a recipe: {use: NAME, ...its params}.")
     vectors: Literal["frames", "mean"] = Field(
         "frames", description="`frames`: one vector per keyframe (multi-vector, MaxSim); `mean`: their normalised mean.")
@@ -58,15 +58,8 @@ class VideoFramesParams(Params):
     max_frames: int = Field(8, ge=1, le=64, description="For a whole video: at most this many keyframes.")
     size: int = Field(224, ge=16, le=2048, description="For a whole video: the keyframes' shorter side in pixels.")
 
-    @field_validator("image")
-    @classmethod
-    def _use(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(value.get("use"), str):
-            raise ValueError("name the image encoder with `use`, e.g. {use: open-clip, model: ViT-B-32, pretrained: ...}")
-        return value
 
-
-class VideoFramesEncoder(Encoder):
+class VideoFramesEncoder(DelegatingEncoder):
     """Keyframes of video segments through an image encoder: per-frame vectors (MaxSim) or their mean."""
 
     name = "video-frames"
@@ -95,12 +88,6 @@ class VideoFramesEncoder(Encoder):
     def fingerprint(self) -> str:
         blob = f"{super().fingerprint()}/{self.inner.fingerprint()}"
         return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
-
-    def dimension(self) -> int | None:
-        return self.inner.dimension()
-
-    def close(self) -> None:
-        self.inner.close()
 
     def keyframes(self, content: Content) -> list[tuple[float, np.ndarray]]:
         """(time, upright RGB) of the frames of a segment, or sampled from a whole video. A frame

@@ -28,9 +28,10 @@ from prismrag.contracts import (
     hookimpl,
 )
 
+from ._audio import overlap_below_window
 from ._audio import spans as windows
-from ._files import FileLoader, SourceParams, relpath
-from ._speech import SpeechParams, settings_for, transcribe
+from ._files import SourceParams, relpath
+from ._speech import SpeechParams, TranscribingLoader
 from ._video import (
     VideoError,
     VideoInfo,
@@ -43,9 +44,7 @@ from ._video import (
     split,
     thumbnail_uri,
 )
-from ._whisper import Settings, tidy
-
-TRANSCRIBE_BATCH = 256
+from ._whisper import tidy
 
 
 class KeyframeParams(Params):
@@ -79,14 +78,10 @@ class VideoParams(SourceParams):
     max_file_mb: float = Field(100_000.0, gt=0, description="Skip files larger than this many megabytes (video is "
                                "streamed: size costs time, not memory).")
 
-    @model_validator(mode="after")
-    def _overlap_below_window(self) -> VideoParams:
-        if self.overlap_s >= self.window_s:
-            raise ValueError(f"overlap_s ({self.overlap_s}) must be shorter than window_s ({self.window_s})")
-        return self
+    _overlap_below_window = model_validator(mode="after")(overlap_below_window)
 
 
-class VideoLoader(FileLoader):
+class VideoLoader(TranscribingLoader):
     """Video files as time-coded segments: keyframes for image routes, the sound track for audio ones."""
 
     name = "video"
@@ -95,24 +90,8 @@ class VideoLoader(FileLoader):
     extensions = extensions_of(modality)
     Params = VideoParams
     params: VideoParams
-    _speech: Settings | None = None
 
-    def load(self) -> Iterator[Item | ItemError]:
-        if self.params.transcribe is None:
-            yield from super().load()
-            return
-        pending: list[Item] = []
-        for entry in super().load():
-            if isinstance(entry, ItemError):
-                yield entry
-                continue
-            pending.append(entry)
-            if len(pending) >= TRANSCRIBE_BATCH:
-                yield from self._transcribed(pending)
-                pending = []
-        yield from self._transcribed(pending)
-
-    def _transcribed(self, items: list[Item]) -> Iterator[Item | ItemError]:
+    def with_transcripts(self, items: list[Item]) -> Iterator[Item | ItemError]:
         """The items, those with a sound track with its transcript and Whisper's no-speech probability."""
         sounding = [k for k, item in enumerate(items) if isinstance(item.content, VideoSegment) and item.content.has_audio]
         if not sounding:
@@ -120,9 +99,7 @@ class VideoLoader(FileLoader):
             return
         p = self.params.transcribe
         assert p is not None
-        if self._speech is None:
-            self._speech = settings_for(p, self.context, f"{self._where()}.transcribe")
-        found, bad = transcribe(self._speech, [items[k].content for k in sounding])
+        found, bad = self.transcripts([items[k].content for k in sounding])
         heard = {k: (found[j], bad.get(j)) for j, k in enumerate(sounding)}
         for k, item in enumerate(items):
             if k not in heard:

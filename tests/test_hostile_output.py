@@ -66,3 +66,16 @@ def test_tui_renderers_escape_control_sequences():
         assert "\x1b" not in text.plain and "\x07" not in text.plain and "\u202e" not in text.plain
     assert printable("a\nb\tc", newlines=False) == "a\\nb\\tc"
     assert printable("a\nb") == "a\nb"
+
+
+def test_items_commands_carry_no_escape_sequence(recipe, capsys):
+    capsys.readouterr()
+    assert main(["items", "list", str(recipe)]) == 0  # before: ids and text printed raw
+    evil_id = "riv\x1b[1mers.md#0" if os.name == "posix" else "rivers.md#0"
+    assert main(["items", "get", str(recipe), evil_id, "missing\x1b[2J"]) == 1
+    assert main(["items", "delete", str(recipe), "gone\x1b]0;x\x07", "--yes"]) == 0
+    captured = capsys.readouterr()
+    for stream in (captured.out, captured.err):
+        assert "\x1b" not in stream and "\x07" not in stream and "\x9b" not in stream and "\u202e" not in stream
+    assert "\\x1b]0;pwned\\x07" in captured.out or "\\u001b]0;pwned\\u0007" in captured.out
+    assert "\\u202e" in captured.out

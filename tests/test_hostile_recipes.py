@@ -112,6 +112,7 @@ def test_bad_params_fail_at_validation(tmp_path, body, field, message):
 def test_trust_remote_code_needs_the_user_outside_the_recipe(tmp_path, monkeypatch, caplog):
     model = tmp_path / "model"
     model.mkdir()
+    (model / "config.json").write_text('{"auto_map": {"AutoModel": "evil.Model"}}')
     (model / "evil.py").write_text("open('MARKER', 'w').write('ran')")
     path = write(tmp_path, "name: kw\nretrievers:\n  d: {encoder: {use: sentence-transformers, model: model, trust_remote_code: true}}\n")
     monkeypatch.delenv("PRISMRAG_ALLOW_REMOTE_CODE", raising=False)
@@ -129,3 +130,105 @@ def test_trust_remote_code_needs_the_user_outside_the_recipe(tmp_path, monkeypat
 def test_query_weights_are_bounded(value):
     with pytest.raises(PrismError, match="0 to 1e6"):
         parse_weights([value])
+
+
+@pytest.mark.parametrize("component, field", [
+    ("retrievers:\n  d: {encoder: {use: sentence-transformers, model: MODEL}}", "retrievers.d.encoder"),
+    ("retrievers:\n  d: {encoder: {use: sentence-transformers, model: MODEL, backend: onnx}}", "retrievers.d.encoder"),
+    ("retrievers:\n  kw: {encoder: {use: bm25}}\nrerank: [{use: cross-encoder, model: MODEL}]", "rerank[0]"),
+    ("retrievers:\n  a: {encoder: {use: clap, model: MODEL}}", "retrievers.a.encoder"),
+    ("retrievers:\n  i: {encoder: {use: open-clip, model: 'local-dir:MODEL'}}", "retrievers.i.encoder"),
+], ids=["sentence-transformers", "st-onnx", "cross-encoder", "clap", "open-clip"])
+@pytest.mark.parametrize("model", ["/etc", "r.yaml"], ids=["folder", "file"])
+def test_a_local_path_that_is_not_a_model_fails_validation_naming_what_a_model_folder_holds(
+    tmp_path, component, field, model, capsys,
+):
+    path = write(tmp_path, "name: kw\n" + component.replace("MODEL", model) + "\n")
+    with pytest.raises(RecipeError) as info:
+        build(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {field}: model ") and message.count(f"{field}:") == 1, message
+    if "local-dir" in component and model == "r.yaml":
+        assert "model 'local-dir:r.yaml': there is no folder" in message  # open_clip's local-dir names a folder
+        return
+    assert repr(model) in message
+    assert ("is a folder but not a model folder" if model == "/etc" else "is a file, not a model folder") in message
+    assert ("open_clip_config.json" if "open-clip" in component else "config.json") in message
+    assert main(["validate", str(path)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_validating_a_model_path_imports_no_torch(tmp_path):
+    path = write(tmp_path, "name: kw\nretrievers:\n  d: {encoder: {use: sentence-transformers, model: /etc, device: cuda:99}}\n")
+    code = f"import sys; from prismrag.cli import main; rc = main(['validate', {str(path)!r}]); print(rc, 'torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["2", "False"], proc.stderr[-2000:]
+    assert "not a model folder" in proc.stderr
+
+
+def test_a_model_folder_emptied_after_validation_fails_at_load_without_a_traceback(tmp_path):
+    from prismrag.contracts import Context
+    from prismrag.plugins.rerankers import CrossEncoderParams, CrossEncoderReranker
+    from prismrag.plugins.sentence_transformers_encoder import (
+        SentenceTransformerEncoder,
+        SentenceTransformerParams,
+    )
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    context = Context(base_dir=tmp_path, where="r.yaml: retrievers.d.encoder")
+    encoder = SentenceTransformerEncoder(SentenceTransformerParams(model="model"), context)
+    reranker = CrossEncoderReranker(CrossEncoderParams(model="model"), context)
+    (model / "config.json").unlink()
+    for load in (encoder.dimension, reranker.model):
+        with pytest.raises(PrismError, match=r"r.yaml: retrievers.d.encoder: model 'model': .* holds no config.json"):
+            load()
+
+
+def test_a_device_that_is_not_here_is_a_clear_error_at_load(tmp_path):
+    import torch
+
+    from prismrag.support import torch_device
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    expected = "no CUDA device" if count == 0 else f"{count} CUDA device"
+    with pytest.raises(PrismError, match=rf"here: device 'cuda:99' is not available here: {expected}"):
+        torch_device("cuda:99", "here")
+    assert torch_device(None, "here") is None
+    assert torch_device(" CPU ", "here") == "cpu"
+    assert torch_device("auto", "here") == ("cuda" if count else "mps" if torch.backends.mps.is_available() else "cpu")
+
+
+def test_an_ingest_on_a_missing_cuda_device_fails_cleanly_before_the_model_loads(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() > 99:
+        pytest.skip("this machine has a cuda:99")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\n\nsome text")
+    path = write(tmp_path, textwrap.dedent("""\
+        name: kw
+        sources: [{use: text-files, path: docs}]
+        retrievers:
+          d: {encoder: {use: sentence-transformers, model: all-MiniLM-L6-v2, device: cuda:99}}
+        """))
+    assert main(["validate", str(path)]) == 0  # the form is fine; whether it exists is known at load
+    assert main(["ingest", "--quiet", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "retrievers.d.encoder: device 'cuda:99' is not available here" in err and "Traceback" not in err
+
+
+def test_python_yaml_tags_are_never_constructed(tmp_path):
+    marker = tmp_path / "PWNED"
+    path = write(tmp_path, f'name: !!python/object/apply:os.system ["touch {marker}"]\n' + BASE.split("\n", 1)[1])
+    with pytest.raises(RecipeError, match="could not determine a constructor for the tag"):
+        read_recipe_file(path)
+    assert main(["validate", str(path)]) == 2 and not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["../../evil", "/etc/x", "a/b", ".hidden"])
+def test_a_recipe_name_cannot_walk_out_of_the_store_folder(tmp_path, name):
+    path = write(tmp_path, BASE.replace("name: kw", f"name: {name!r}"))
+    with pytest.raises(RecipeError, match="name"):
+        load_recipe_spec(path)

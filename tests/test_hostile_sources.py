@@ -3,8 +3,10 @@ files, NUL bytes, bad globs. Each is skipped with an error naming the file; the 
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import textwrap
@@ -121,6 +123,35 @@ def test_peak_memory_with_a_1gb_file_and_an_endless_symlink_stays_small(tmp_path
 
 
 @needs_posix
+@pytest.mark.parametrize("limit", [None, 2000])
+def test_peak_memory_of_a_whole_ingest_with_a_1gb_file_and_an_endless_symlink(tmp_path, docs, limit):
+    """The acceptance measure: `prism ingest` (loading, bm25, the qdrant-edge store) of a folder
+    holding a sparse 1 GB file and a link to /dev/zero, peak resident memory of the process."""
+    with open(docs / "huge.txt", "wb") as fh:
+        fh.truncate(1 << 30)
+    (docs / "zero.md").symlink_to("/dev/zero")
+    extra = "" if limit is None else f", max_file_mb: {limit}"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nstore: {use: qdrant-edge, path: store}\n"
+                      f"sources: [{{use: text-files, path: docs, symlinks: anywhere{extra}}}]\n"
+                      "retrievers:\n  kw: {encoder: {use: bm25}}\n")
+    code = textwrap.dedent(f"""
+        import json, sys
+        from prismrag.cli import main
+        rc = main(["ingest", {str(recipe)!r}, "--quiet", "--json"])
+        hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+        print("PEAK", rc, hwm // 1024)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout[: proc.stdout.rindex("PEAK")])
+    rc, peak_mb = proc.stdout.rsplit("PEAK", 1)[1].split()
+    assert int(rc) == 0 and report["added"] == 1 and len(report["errors"]) == 2, report
+    assert int(peak_mb) < 500, f"peak {peak_mb} MB"
+    print(f"peak resident memory of the ingest: {peak_mb} MB")  # the number for the notes (pytest -s)
+
+
+@needs_posix
 def test_a_jsonl_or_beir_path_naming_a_fifo_is_refused_without_reading(tmp_path):
     from prismrag.errors import IngestError
     from prismrag.plugins.loaders import BeirLoader, BeirParams, JsonlLoader, JsonlParams
@@ -132,3 +163,76 @@ def test_a_jsonl_or_beir_path_naming_a_fifo_is_refused_without_reading(tmp_path)
         list(JsonlLoader(JsonlParams(path="feed.jsonl"), Context(base_dir=tmp_path)).load())
     with pytest.raises(IngestError, match=r"corpus.jsonl is a FIFO \(named pipe\), not a regular file"):
         list(BeirLoader(BeirParams(path="beir"), Context(base_dir=tmp_path)).load())
+
+
+@needs_posix
+def test_a_labelled_eval_row_reaching_a_symlink_out_of_the_folder_is_refused(tmp_path):
+    from prismrag.datasets import load_dataset
+
+    folder = tmp_path / "set"
+    (folder / "sub").mkdir(parents=True)
+    (tmp_path / "secret.txt").write_text("SECRET-TOKEN-12345")
+    (tmp_path / "outdir").mkdir()
+    (tmp_path / "outdir" / "other.txt").write_text("SECRET-TOKEN-67890")
+    (folder / "a.txt").write_text("a note about cats")
+    (folder / "b.txt").write_text("another note about cats")
+    (folder / "leak.txt").symlink_to(tmp_path / "secret.txt")  # named by its stem below
+    (folder / "sub" / "linked").symlink_to(tmp_path / "outdir")  # a folder link, named by path
+    (folder / "alias.txt").symlink_to(folder / "a.txt")  # inside the folder: followed
+    (folder / "labels.csv").write_text(
+        "file,label\na,cats\nb,cats\nleak,cats\nleak.txt,cats\nsub/linked/other.txt,cats\nalias,dogs\n"
+    )
+    ds = load_dataset(folder, queries="label")
+    assert not any("SECRET" in str(i.content) for i in ds.items)
+    assert sorted(i.id for i in ds.items) == ["a.txt", "alias.txt", "b.txt"]
+    refused = [s for s in ds.report.skipped_items if "outside the data folder" in s]
+    assert len(refused) == 3, ds.report.skipped_items
+    assert "labels.csv:4: 'leak' reaches leak.txt, a symlink to" in refused[0] and "secret.txt" in refused[0]
+    assert "sub/linked, a symlink to" in refused[2]
+
+
+@pytest.mark.parametrize("text", [
+    " " * 2_000_000, "a" * 2_000_000, ". " * 1_000_000, "\n" * 2_000_000, "x\n\n" * 700_000, "# h\n" * 500_000,
+    "```\n" * 500_000, "---\n" + "k: v\n" * 400_000, "---\n" + "-" * 2_000_000,
+], ids=["spaces", "one-word", "dots", "newlines", "paragraphs", "headings", "fences", "open-front-matter", "dashes"])
+def test_chunking_headings_and_front_matter_take_linear_time(text):
+    """2 MB of each adversarial shape: ~1 s at most on a busy 2-core machine (a quadratic step takes minutes)."""
+    import time
+
+    from prismrag.plugins._front_matter import front_matter
+    from prismrag.support import ChunkParams, chunk_text, markdown_headings
+
+    started = time.perf_counter()
+    front_matter(text)
+    markdown_headings(text)
+    spans = chunk_text(text, ChunkParams())
+    assert time.perf_counter() - started < 5.0
+    assert all(0 <= a < b <= len(text) for a, b in spans)
+
+
+@needs_posix
+def test_an_image_source_refuses_a_fifo_a_socket_a_device_and_a_link_out_without_reading(tmp_path):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    from prismrag.plugins.loaders import ImagesLoader, ImagesParams
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    Image.new("RGB", (8, 6), (200, 40, 40)).save(pics / "red.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "outside.png")
+    os.mkfifo(pics / "pipe.png")
+    (pics / "zero.jpg").symlink_to("/dev/zero")
+    (pics / "leak.png").symlink_to(tmp_path / "outside.png")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(pics / "sock.png"))
+    try:
+        out = list(ImagesLoader(ImagesParams(path="pics"), Context(base_dir=tmp_path)).load())
+    finally:
+        sock.close()
+    items, errors = [o for o in out if not isinstance(o, ItemError)], [str(o) for o in out if isinstance(o, ItemError)]
+    assert [i.id for i in items] == ["red.png"]
+    assert any("pipe.png" in e and "FIFO" in e for e in errors)
+    assert any("zero.jpg" in e and ("character device" in e or "outside the source folder" in e) for e in errors)
+    assert any("leak.png" in e and "outside the source folder" in e for e in errors)
+    assert any("sock.png" in e and "a socket, not a regular file" in e for e in errors)

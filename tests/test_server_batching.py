@@ -14,7 +14,7 @@ import pytest
 from fake_plugins import HashEncoder
 
 from prismrag import Modality, Query
-from prismrag.server.batching import QueryBatcher
+from prismrag.server.batching import BatchedQueries, QueryBatcher
 from prismrag.types import Content, Role
 
 HEAVY = {"torch", "sentence_transformers", "transformers", "open_clip", "fastapi", "uvicorn", "starlette",
@@ -44,10 +44,9 @@ def test_concurrent_queries_share_encoder_calls_and_get_their_own_rows():
     HashEncoder.calls.clear()
     encoder = HashEncoder(HashEncoder.Params(dimension=32, delay=0.05))
     batcher = QueryBatcher(encoder, max_wait=0.02, max_batch=64)
-    batcher.install()
     queries = [Query.text(f"query number {i} about topic {i % 5}") for i in range(24)]
     try:
-        got = _encode_concurrently(encoder.encode_query, queries)
+        got = _encode_concurrently(batcher.encode_query, queries)
     finally:
         batcher.close()
     want = HashEncoder(HashEncoder.Params(dimension=32)).encode_batch([q.content for q in queries], Modality.TEXT, "query")
@@ -55,7 +54,6 @@ def test_concurrent_queries_share_encoder_calls_and_get_their_own_rows():
     assert all(g.shape == (1, 32) for g in got)
     assert len(HashEncoder.calls) <= 4 < 24  # far fewer encoder calls than queries
     assert batcher.encoded == 24
-    assert "encode_query" not in encoder.__dict__  # close() gave the method back
 
 
 class PickyEncoder(HashEncoder):
@@ -70,9 +68,8 @@ class PickyEncoder(HashEncoder):
 def test_a_failing_query_fails_alone():
     encoder = PickyEncoder(PickyEncoder.Params(dimension=16, delay=0.02))
     batcher = QueryBatcher(encoder, max_wait=0.05, max_batch=8)
-    batcher.install()
     try:
-        got = _encode_concurrently(encoder.encode_query, [Query.text(t) for t in ["good one", "bad", "fine two"]])
+        got = _encode_concurrently(batcher.encode_query, [Query.text(t) for t in ["good one", "bad", "fine two"]])
     finally:
         batcher.close()
     assert isinstance(got[1], ValueError) and "cannot encode 'bad'" in str(got[1])
@@ -91,6 +88,43 @@ def test_mixed_modalities_are_batched_apart():
         batcher.close()
     for q, g in zip(queries, got, strict=True):
         np.testing.assert_allclose(g, encoder.encode_batch([q.content], q.modality, "query"))
+
+
+def test_an_engines_query_encoding_batches_concurrent_searches_without_patching_encoders(tmp_path):
+    """The server's hook: `Engine.query_encoding` routes the search pipeline's query encodes
+    (and a reranker's) through the batchers; the encoders stay as they are."""
+    from fake_plugins import make_registry
+
+    from prismrag import Item
+    from prismrag.engine import Engine
+
+    (tmp_path / "r.yaml").write_text(textwrap.dedent("""\
+        name: batched
+        store: {use: qdrant-edge, path: store}
+        retrievers:
+          dense: {encoder: {use: hash, dimension: 32, delay: 0.05}}
+          words: {encoder: {use: hash, dimension: 64, salt: w}}
+        fusion: {use: rrf}
+        rerank: [{use: mmr, retriever: dense}]
+        """))
+    engine = Engine.from_file(tmp_path / "r.yaml", registry=make_registry())
+    texts = ["apples grow in orchards", "rivers reach the sea", "stars shine at night", "bread is baked"]
+    engine.ingest_items([Item(f"d{i}", Modality.TEXT, t) for i, t in enumerate(texts)])
+    queries = [Query.text(f"{texts[i % 4]} number {i}") for i in range(16)]
+    alone = [[h.id for h in engine.search(q)] for q in queries]
+    encoder = engine.recipe.retrievers["dense"].encoder
+    batcher = QueryBatcher(encoder, max_wait=0.02, max_batch=64)
+    engine.query_encoding = BatchedQueries({"dense": batcher})  # `words` encodes on its own
+    HashEncoder.calls.clear()
+    try:
+        got = _encode_concurrently(lambda q: [h.id for h in engine.search(q)], queries)
+    finally:
+        engine.query_encoding = None
+        batcher.close()
+        engine.close()
+    assert got == alone
+    assert batcher.encoded == 16 and batcher.batches <= 8  # at least two queries per encoder call
+    assert "encode_query" not in vars(encoder)  # nothing was patched
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["search", "--server", "http://127.0.0.1:9", "docs", "q"]])

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
-import shutil
-import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +15,10 @@ import pytest
 pytest.importorskip("textual")
 trimesh = pytest.importorskip("trimesh")
 
+from tui_helpers import first_hit_shown, plain, snapshot_first_hit  # noqa: E402
+
 import prismrag  # noqa: E402
-from prismrag.tui.app import PrismApp  # noqa: E402
 from prismrag.tui.render import metadata_table, thumbnail_blocks  # noqa: E402
-from prismrag.tui.search_screen import SearchScreen  # noqa: E402
 
 pytestmark = pytest.mark.anyio
 
@@ -52,14 +49,6 @@ def shape_recipe(tmp_path: Path) -> Path:
     return recipe
 
 
-def plain(renderable) -> str:
-    from rich.console import Console
-
-    console = Console(width=200, file=io.StringIO(), color_system=None)
-    console.print(renderable)
-    return console.file.getvalue()
-
-
 def test_the_loader_stores_a_thumbnail_and_the_detail_panel_draws_it(tmp_path):
     from PIL import Image
 
@@ -77,34 +66,10 @@ def test_the_loader_stores_a_thumbnail_and_the_detail_panel_draws_it(tmp_path):
     assert "thumbnail unreadable" in plain(thumbnail_blocks("data:image/png;base64,AAAA"))
 
 
-async def _until(pilot, condition, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out"
-        await pilot.pause(0.02)
-
-
-def _run_before(app: PrismApp, query: str):
-    async def run_before(pilot) -> None:
-        await _until(pilot, lambda: app.engine_ready and isinstance(app.screen, SearchScreen))
-        screen = app.screen
-        screen.query_one("#query").value = query
-        await _until(pilot, lambda: screen._request is not None and len(screen._hits) == 3)
-        await pilot.press("ctrl+r")  # focus the hits: a blinking cursor in the query box would differ per frame
-        await _until(pilot, lambda: "▀" in plain(screen.query_one("#detail-body").content))
-        await pilot.pause(0.3)
-        await pilot.wait_for_scheduled_animations()
-
-    return run_before
-
-
 async def test_a_shape_query_shows_the_hit_with_its_thumbnail(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     recipe = shape_recipe(tmp_path)
-    app = PrismApp(recipe, registry=prismrag.Registry(), recipes_dir=recipe.parent)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await _run_before(app, "shapes/pole.ply")(pilot)
-        screen = app.screen
+    async with first_hit_shown(recipe, "shapes/pole.ply", hits=3) as screen:
         assert screen._hits[0].id == "pole.ply" and "shape query" in plain(screen.query_one("#search-status").content)
         body = plain(screen.query_one("#detail-body").content)
         assert "bbox_max" in body and "faces" in body and "▀" in body
@@ -112,17 +77,5 @@ async def test_a_shape_query_shows_the_hit_with_its_thumbnail(tmp_path, monkeypa
 
 def test_snapshot_of_a_shape_hit(snap_compare, monkeypatch):
     pytest.importorskip("pytest_textual_snapshot")
-    # the payload shows the file's absolute path: a fixed folder keeps the snapshot the same
-    folder = Path(tempfile.gettempdir()) / "prism-shapes-tui-snapshot"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    monkeypatch.setattr(SearchScreen, "SHOW_TIMINGS", False)
-    monkeypatch.setenv("PRISMRAG_PLUGINS", "shape-loader,shape-descriptor")  # only what the recipe uses
-    recipe = shape_recipe(folder)
-    app = PrismApp(recipe, registry=prismrag.Registry(), recipes_dir=recipe.parent)
-    try:
-        assert snap_compare(app, terminal_size=(120, 40), run_before=_run_before(app, "shapes/pole.ply"))
-    finally:
-        monkeypatch.chdir(Path(tempfile.gettempdir()))
-        shutil.rmtree(folder, ignore_errors=True)
+    assert snapshot_first_hit(snap_compare, monkeypatch, "prism-shapes-tui-snapshot", "shape-loader,shape-descriptor",
+                              shape_recipe, "shapes/pole.ply", hits=3)

@@ -5,11 +5,8 @@ test and an SVG snapshot (update with `pytest tests/test_video_tui.py --snapshot
 from __future__ import annotations
 
 import importlib.util
-import io
 import shutil
-import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +17,11 @@ if any(importlib.util.find_spec(m) is None for m in ("av", "PIL", "faster_whispe
         shutil.which("espeak-ng") is None:
     pytest.skip('needs espeak-ng and the video and audio extras: pip install "prismrag[video,audio]"', allow_module_level=True)
 
+from tui_helpers import first_hit_shown, plain, snapshot_first_hit  # noqa: E402
 from video_files import speech, write_video  # noqa: E402
 
 import prismrag  # noqa: E402
-from prismrag.tui.app import PrismApp  # noqa: E402
 from prismrag.tui.render import metadata_table  # noqa: E402
-from prismrag.tui.search_screen import SearchScreen  # noqa: E402
 
 pytestmark = pytest.mark.anyio
 
@@ -60,42 +56,10 @@ def video_recipe(folder: Path) -> Path:
     return recipe
 
 
-def plain(renderable) -> str:
-    from rich.console import Console
-
-    console = Console(width=200, file=io.StringIO(), color_system=None)
-    console.print(renderable)
-    return console.file.getvalue()
-
-
-async def _until(pilot, condition, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out"
-        await pilot.pause(0.02)
-
-
-def _run_before(app: PrismApp, query: str):
-    async def run_before(pilot) -> None:
-        await _until(pilot, lambda: app.engine_ready and isinstance(app.screen, SearchScreen))
-        screen = app.screen
-        screen.query_one("#query").value = query
-        await _until(pilot, lambda: screen._request is not None and len(screen._hits) == 1)
-        await pilot.press("ctrl+r")  # focus the hits: a blinking cursor in the query box would differ per frame
-        await _until(pilot, lambda: "▀" in plain(screen.query_one("#detail-body").content))
-        await pilot.pause(0.3)
-        await pilot.wait_for_scheduled_animations()
-
-    return run_before
-
-
 async def test_a_video_hit_shows_its_keyframe_time_code_and_transcript(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     recipe = video_recipe(tmp_path)
-    app = PrismApp(recipe, registry=prismrag.Registry(), recipes_dir=recipe.parent)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await _run_before(app, "tomatoes garden")(pilot)
-        screen = app.screen
+    async with first_hit_shown(recipe, "tomatoes garden", hits=1) as screen:
         hit = screen._hits[0]
         assert hit.id == "talk.mp4#1"
         body = plain(screen.query_one("#detail-body").content)
@@ -120,17 +84,5 @@ def test_the_caption_is_only_for_time_coded_thumbnails():
 
 def test_snapshot_of_a_video_hit(snap_compare, monkeypatch):
     pytest.importorskip("pytest_textual_snapshot")
-    # the payload shows the file's absolute path: a fixed folder keeps the snapshot the same
-    folder = Path(tempfile.gettempdir()) / "prism-video-tui-snapshot"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    monkeypatch.setattr(SearchScreen, "SHOW_TIMINGS", False)
-    monkeypatch.setenv("PRISMRAG_PLUGINS", "video,whisper,bm25")  # only what the recipe uses
-    recipe = video_recipe(folder)
-    app = PrismApp(recipe, registry=prismrag.Registry(), recipes_dir=recipe.parent)
-    try:
-        assert snap_compare(app, terminal_size=(120, 40), run_before=_run_before(app, "tomatoes garden"))
-    finally:
-        monkeypatch.chdir(Path(tempfile.gettempdir()))
-        shutil.rmtree(folder, ignore_errors=True)
+    assert snapshot_first_hit(snap_compare, monkeypatch, "prism-video-tui-snapshot", "video,whisper,bm25", video_recipe,
+                              "tomatoes garden", hits=1)

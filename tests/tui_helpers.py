@@ -1,9 +1,17 @@
-"""A small deterministic corpus and recipes for the TUI tests (hash encoder, no models)."""
+"""A small deterministic corpus and recipes for the TUI tests (hash encoder, no models), and the
+pilot steps and snapshot setup the media hit tests share (textual imported on use)."""
 
 from __future__ import annotations
 
+import io
+import shutil
+import tempfile
 import textwrap
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 DOCS = {
     "cats.md": "# Cats\n\nCats are small carnivorous mammals. A cat purrs, sleeps all day and hunts mice at night.",
@@ -80,3 +88,75 @@ def make_image(path: Path, color: tuple[int, int, int] = (200, 40, 40)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
     return path
+
+
+def plain(renderable: Any) -> str:
+    """A rich renderable as plain text, 200 columns wide."""
+    from rich.console import Console
+
+    console = Console(width=200, file=io.StringIO(), color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+async def until(pilot: Any, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        await pilot.pause(0.02)
+
+
+def show_first_hit(app: Any, query: str, hits: int) -> Callable[[Any], Any]:
+    """Pilot steps: search `query`, wait for `hits` hits, focus them and wait for the first hit's
+    thumbnail in the detail panel (a blinking cursor in the query box would differ per frame)."""
+    from prismrag.tui.search_screen import SearchScreen
+
+    async def run_before(pilot: Any) -> None:
+        await until(pilot, lambda: app.engine_ready and isinstance(app.screen, SearchScreen))
+        screen = app.screen
+        screen.query_one("#query").value = query
+        await until(pilot, lambda: screen._request is not None and len(screen._hits) == hits)
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: "▀" in plain(screen.query_one("#detail-body").content))
+        await pilot.pause(0.3)
+        await pilot.wait_for_scheduled_animations()
+
+    return run_before
+
+
+def app_for(recipe: Path) -> Any:
+    """The TUI on `recipe`, with the installed plugins."""
+    import prismrag
+    from prismrag.tui.app import PrismApp
+
+    return PrismApp(recipe, registry=prismrag.Registry(), recipes_dir=recipe.parent)
+
+
+@asynccontextmanager
+async def first_hit_shown(recipe: Path, query: str, hits: int) -> AsyncIterator[Any]:
+    """The search screen of a 120x40 pilot run of the TUI on `recipe`, showing `query`'s first hit."""
+    app = app_for(recipe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await show_first_hit(app, query, hits)(pilot)
+        yield app.screen
+
+
+def snapshot_first_hit(snap_compare: Any, monkeypatch: Any, folder_name: str, plugins: str,
+                       make_recipe: Callable[[Path], Path], query: str, hits: int) -> bool:
+    """`snap_compare` of the search screen at 120x40 showing `query`'s first hit, the recipe made
+    in a fixed folder under the temp dir (the payload shows absolute paths), timings hidden and
+    only `plugins` loaded."""
+    from prismrag.tui.search_screen import SearchScreen
+
+    folder = Path(tempfile.gettempdir()) / folder_name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(SearchScreen, "SHOW_TIMINGS", False)
+    monkeypatch.setenv("PRISMRAG_PLUGINS", plugins)
+    app = app_for(make_recipe(folder))
+    try:
+        return snap_compare(app, terminal_size=(120, 40), run_before=show_first_hit(app, query, hits))
+    finally:
+        monkeypatch.chdir(Path(tempfile.gettempdir()))
+        shutil.rmtree(folder, ignore_errors=True)

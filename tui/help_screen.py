@@ -58,6 +58,17 @@ removes the highlighted item, **Ctrl+D** every matching item (a filter or an own
 each after a question. An item from the recipe's sources comes back on the next ingest unless its
 file is gone or excluded.
 
+## Against a server (`prism tui --server URL`)
+
+With `--server URL` (or `$PRISM_SERVER` when no recipe file is given) the TUI asks a running
+`prism serve`: the search screen works as above (the same hits, provenance and filters), no
+plugin and no model load here, and the server keeps the index open while you search. The API key
+comes from `--api-key` or `$PRISM_API_KEY`; errors (server down, key refused, a bad filter) show
+in the status line. **F2** lists the served recipes (Enter searches one; the command palette has
+them too, and **Reconnect to the server**). Ingest, Eval, Items and Plugins need the index itself
+and say what to do instead (the server's items endpoints, `prism ingest` on its machine). A hit's
+image is drawn only when its file is also on this machine.
+
 ## Eval
 
 Give a data folder (BEIR layout: corpus.jsonl, queries.jsonl, qrels/test.tsv) and optionally a
@@ -71,10 +82,16 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close")]
 
-    def __init__(self, mode: str = "") -> None:
+    def __init__(self, mode: str = "", server: str | None = None) -> None:
         super().__init__()
         self.mode = mode
+        self.server = server
 
     def compose(self) -> ComposeResult:
+        text = HELP
+        if self.server:  # what differs comes first
+            title, _, rest = HELP.partition("\n\n")
+            text = (f"{title}\n\n> Searching **{self.server}** (see *Against a server* below): F2 lists its "
+                    f"recipes; Ingest, Eval, Items and Plugins are not available here.\n\n{rest}")
         with VerticalScroll(id="help", classes="dialog"):
-            yield Markdown(HELP)
+            yield Markdown(text)

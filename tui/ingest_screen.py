@@ -16,6 +16,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Label, ProgressBa
 from textual.worker import get_current_worker
 
 from prismrag import Cancelled, PrismError
+from prismrag.contracts import Store
 
 from .base import PrismScreen
 
@@ -37,7 +38,12 @@ class StageState:
 
 
 class ProgressTracker:
-    """A progress(stage, done, total) callback for the core that can also cancel the run."""
+    """A progress(stage, done, total) callback for the core that can also cancel the run.
+
+    The core calls it after every encoder batch, so a cancel stops the run there. A stage that
+    reports it is complete is not cancelled: its work is stored, and stopping then would only
+    skip the cheap end of the run (deleting what left the sources) and call a finished ingest
+    "cancelled"."""
 
     def __init__(self) -> None:
         self.stages: dict[str, StageState] = {}
@@ -51,7 +57,7 @@ class ProgressTracker:
             state = self.stages[stage] = StageState(started=self._since)
         state.done, state.total, state.last = done, total, now
         self._since = now
-        if self.cancel.is_set():
+        if self.cancel.is_set() and (total is None or done < total):
             raise Cancelled("cancelled by the user")
 
 
@@ -195,8 +201,7 @@ class IngestScreen(PrismScreen):
         try:
             report = engine.ingest(tracker, rebuild=rebuild)  # type: ignore[attr-defined]
         except Cancelled:
-            self.app.call_from_thread(self._finished, None, "cancelled: batches written so far are kept; "
-                                      "ingest again to resume", time.perf_counter() - t0)
+            self.app.call_from_thread(self._finished, None, _cancelled(engine, rebuild), time.perf_counter() - t0)
             return
         except PrismError as exc:
             self.app.call_from_thread(self._finished, None, f"error: {exc}", time.perf_counter() - t0)
@@ -231,8 +236,10 @@ class IngestScreen(PrismScreen):
             return
         r: Any = report
         rate = f" · {r.items_per_second:,.1f} items/s encoded" if r.added + r.updated else ""
+        late = self.tracker is not None and self.tracker.cancel.is_set()
         summary.update(Text.assemble(
             ("done ", "bold green"),
+            ("(completed before the cancel took effect) ", "yellow") if late else "",
             f"{r.loaded} items: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, "
             f"{r.deleted} deleted{rate} · {seconds:.1f} s" + ("" if r.errors else " · no errors"),
         ))
@@ -243,3 +250,13 @@ class IngestScreen(PrismScreen):
             table.add_row(Text(where), Text(message, style="red"))
         self.papp.engine_status = ""
         self.notify(f"{r.loaded} items, {len(r.errors)} errors", title="ingest done")
+
+
+def _cancelled(engine: Any, rebuild: bool) -> str:
+    """What a cancelled run left: a rebuild beside the index leaves the index as it was; an
+    ingest (or a rebuild in place) keeps the batches it stored."""
+    if rebuild and type(engine.store).staging is not Store.staging:
+        return "cancelled: the rebuild was discarded; the index is as it was"
+    if rebuild:
+        return "cancelled: the index holds only the batches rebuilt so far; rebuild again to complete it"
+    return "cancelled: batches written so far are kept; ingest again to resume"

@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 
 from prismrag import Hit, PrismError
 from prismrag.filters import parse_filter_text
+from prismrag.server.remote_engine import RemoteEngine, search_settings
 from prismrag.support.terminal import printable
 from prismrag.types import Modality, modality_of_path
 
@@ -52,6 +53,11 @@ def query_modality(query: str, claimed: Mapping[str, Modality] | None = None) ->
     except OSError:
         pass
     return Modality.TEXT
+
+
+def claimed_extensions(engine: Any) -> Mapping[str, Modality]:
+    """The extensions the engine's loaders claim (a served recipe: the server's loaders)."""
+    return engine.claimed_extensions() if isinstance(engine, RemoteEngine) else engine.registry.claimed_extensions()
 
 
 def _clip(text: str, width: int) -> str:
@@ -134,14 +140,13 @@ class SearchScreen(PrismScreen):
         self._clear_results()
         widgets: list[Any] = []
         if engine is not None:
-            self.query_one("#top-k", Input).placeholder = str(engine.recipe.spec.search.top_k)
-            fusion = engine.recipe.fusion
-            if fusion is not None and "weights" in type(fusion.params).model_fields:
-                given = getattr(fusion.params, "weights", None) or {}
-                widgets.append(Label(f"{fusion.name} weights", classes="control-label wide-only"))
-                for name in engine.recipe.retrievers:
+            settings = search_settings(engine)
+            self.query_one("#top-k", Input).placeholder = str(settings.top_k)
+            if settings.weights is not None:
+                widgets.append(Label(f"{settings.fusion} weights", classes="control-label wide-only"))
+                for name in settings.retrievers:
                     widgets.append(Label(name, classes="control-label"))
-                    widgets.append(Input(str(given.get(name, 1.0)), id=f"w-{name}", type="number",
+                    widgets.append(Input(str(settings.weights.get(name, 1.0)), id=f"w-{name}", type="number",
                                          classes="number weight", name=name))
         # Removal is asynchronous: mounting before it completes collides with the old inputs' ids
         # when the new recipe names the same retrievers. The newest recipe's rebuild wins.
@@ -150,11 +155,10 @@ class SearchScreen(PrismScreen):
     async def _replace_weights(self, widgets: list[Any]) -> None:
         box = self.query_one("#weights", Horizontal)
         await box.remove_children()
-        if not widgets:
-            return
-        await box.mount_all(widgets)
+        if widgets:
+            await box.mount_all(widgets)
         if self.query_one("#query", Input).value.strip():
-            self.schedule()
+            self.schedule()  # what was typed before the engine came (a server reached late) is searched now
 
     def status_changed(self) -> None:
         if self._waiting and self.engine is not None and set(self._waiting) - set(self.engine.loading()):
@@ -164,19 +168,18 @@ class SearchScreen(PrismScreen):
 
     def _idle_status(self) -> Text:
         app = self.papp
-        if app.engine is None:
-            return Text(app.engine_status, style="italic")
-        if app.engine_status:
+        if app.engine is None or app.engine_status:
             style = "bold red" if app.engine_status.startswith("error") else "italic"
             return Text(app.engine_status, style=style)
         modalities = ", ".join(sorted(m.value for m in app.engine.query_modalities()))
         loading = app.engine.loading() if not app.engine_ready else []
         if loading:
-            ready = [n for n in app.engine.recipe.retrievers if n not in loading]
+            ready = [n for n in search_settings(app.engine).retrievers if n not in loading]
             state = f"loading {', '.join(loading)}…" + (f" ({', '.join(ready)} ready)" if ready else "")
         else:
             state = "ready" if app.engine_ready else "opening the index…"
-        return Text(f"{app.engine.name}: {state}; queries of: {modalities}", style="italic")
+        where = f" at {app.engine.url}" if isinstance(app.engine, RemoteEngine) else ""
+        return Text(f"{app.engine.name}{where}: {state}; queries of: {modalities}", style="italic")
 
     def _status(self, text: RenderableType, error: bool = False) -> None:
         # A status as tall as the last one needs no layout pass (which costs a frame); one whose
@@ -214,7 +217,11 @@ class SearchScreen(PrismScreen):
             self._status(self._idle_status())
             return
         if self.engine is None:
-            self._status(Text("load a recipe first (F2)", style="bold red"), error=True)
+            if self.papp.server_url is not None:  # not connected (yet): try again, say so
+                self.papp.connect()
+                self._status(self._idle_status())
+            else:
+                self._status(Text("load a recipe first (F2)", style="bold red"), error=True)
             return
         try:
             request = SearchRequest(self._seq, query, self._top_k(), self.query_one("#filter", Input).value,
@@ -255,7 +262,7 @@ class SearchScreen(PrismScreen):
         t0 = time.perf_counter()
         try:
             flt = parse_filter_text(request.filter_text)
-            modality = query_modality(request.query, engine.registry.claimed_extensions()) or Modality.TEXT
+            modality = query_modality(request.query, claimed_extensions(engine)) or Modality.TEXT
             routed = engine.retrievers_for(modality)
             waiting = [n for n in engine.loading() if n in routed]
             ready = [n for n in routed if n not in waiting]
@@ -305,7 +312,7 @@ class SearchScreen(PrismScreen):
                 snippet(hit.payload, width),
                 key=hit.id,
             )
-        modality = query_modality(request.query, self.papp.registry.claimed_extensions()) or Modality.TEXT
+        modality = query_modality(request.query, claimed_extensions(self.engine) if self.engine else None) or Modality.TEXT
         parts = [f"{len(self._hits)} hits", f"{modality.value} query", f"retrievers: {', '.join(self._routed)}"]
         if request.filter_text.strip():
             parts.append(f"filter: {request.filter_text.strip()}")
@@ -318,7 +325,8 @@ class SearchScreen(PrismScreen):
             table.move_cursor(row=0)
             self.queue_detail(self._hits[0])
         else:
-            self._detail(Text("no results", style="dim"))
+            notes = "".join(f"\n{printable(n)}" for n in getattr(result, "notes", ()))
+            self._detail(Text("no results" + notes, style="dim"))
         self.post_message(self.ResultsShown(request, len(self._hits)))
 
     def _clear_results(self) -> None:
@@ -363,7 +371,7 @@ class SearchScreen(PrismScreen):
         """What the detail panel (and the full view) shows of `hit`."""
         engine = self.engine
         request = self._request
-        top_ks = {n: r.top_k for n, r in engine.recipe.retrievers.items()} if engine else {}
+        top_ks = {n: r.top_k for n, r in search_settings(engine).retrievers.items()} if engine else {}
         parts: list[RenderableType] = [
             Text.assemble((f"#{hit.rank}  {printable(hit.id)}", "bold"), f"   score {hit.score:.4f} · {hit.modality.value}"),
             Rule("why it ranked", style="dim", align="left"),
@@ -381,6 +389,8 @@ class SearchScreen(PrismScreen):
             terms = query_terms(query) if query_modality(query) == Modality.TEXT else []
             return highlighted(text, terms)
         path = hit.payload.get("path")
+        if path and isinstance(self.engine, RemoteEngine) and not Path(str(path)).is_file():
+            return Text(f"{printable(path)} (a file on the server's machine)", style="dim")
         if path and hit.modality == Modality.IMAGE:
             try:
                 return Group(image_blocks(path, width=44, max_rows=14), Text(str(Path(path).name), style="dim"))

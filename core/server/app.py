@@ -8,7 +8,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -137,12 +136,7 @@ def create_app(config: ServerConfig, served: Served | None = None) -> FastAPI:
 
     @app.get("/v1/recipes", response_model=list[RecipeSummary], responses=ERRORS)
     async def recipes() -> list[dict[str, Any]]:
-        return [
-            {"name": n, "source": str(Path(e.recipe.source).resolve()), "retrievers": list(e.recipe.retrievers),
-             "rerankers": [r.name for r in e.recipe.rerankers],
-             "query_modalities": sorted(m.value for m in e.query_modalities())}
-            for n, e in served.engines.items()
-        ]
+        return [served.summary(e) for e in served.engines.values()]
 
     @app.get("/v1/recipes/{recipe}", response_model=dict[str, Any], responses=ERRORS)
     async def info(recipe: str) -> Response:

@@ -4,7 +4,8 @@ Concurrent searches each encode one query. A `QueryBatcher` puts those requests 
 worker thread takes the first, waits at most `max_wait` seconds for others (up to `max_batch`),
 and encodes them in one `encode_batch` call per modality. While it encodes, new requests queue,
 so under load batches fill without waiting. A batch that fails is retried query by query, so a
-bad query fails alone.
+bad query fails alone. `BatchedQueries` is an engine's query encoding (`Engine.query_encoding`)
+through one batcher per retriever: the search pipeline asks it, no encoder is patched.
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
 from ..contracts import Encoder
+from ..recipe import Retriever
 from ..types import Query, Vectors, take_rows
 
 _STOP = object()
 
 
 class QueryBatcher:
-    """Serves `encoder.encode_query` for many threads through one worker."""
+    """Encodes the queries of many threads for one encoder through one worker."""
 
     def __init__(self, encoder: Encoder, max_wait: float, max_batch: int, name: str = "",
                  on_batch: Callable[[int], None] | None = None):
@@ -33,7 +35,6 @@ class QueryBatcher:
         """Called with the number of queries of each encoder call (for metrics)."""
         self.name = name or encoder.name
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._direct = encoder.encode_query  # the bound method, before `install` shadows it
         self.batches = 0
         self.encoded = 0
         self._thread = threading.Thread(target=self._work, name=f"prism-batcher-{self.name}", daemon=True)
@@ -44,18 +45,13 @@ class QueryBatcher:
         return self._queue.qsize()
 
     def encode_query(self, query: Query) -> Vectors:
+        """The query's vectors, encoded in a batch with the queries that arrive with it."""
         future: Future[Vectors] = Future()
         self._queue.put((query, future))
         return future.result()
 
-    def install(self) -> None:
-        """Route the encoder's `encode_query` (the search pipeline's one call) through the batcher."""
-        self.encoder.encode_query = self.encode_query  # type: ignore[method-assign]
-
     def close(self) -> None:
-        """Stop the worker and give the encoder its own `encode_query` back."""
-        if self.encoder.__dict__.get("encode_query") == self.encode_query:
-            del self.encoder.encode_query
+        """Stop the worker (after the batch it is encoding)."""
         self._queue.put(_STOP)
         self._thread.join(timeout=5)
 
@@ -99,9 +95,21 @@ class QueryBatcher:
                     continue
                 for query, future in group:  # each query gets its own outcome
                     try:
-                        future.set_result(self._direct(query))
+                        future.set_result(self.encoder.encode_query(query))
                     except BaseException as own:
                         future.set_exception(own)
                 continue
             for i, (_, future) in enumerate(group):
                 future.set_result(take_rows(vectors, [i]))
+
+
+class BatchedQueries:
+    """An engine's query encoding (`Engine.query_encoding`): each retriever's queries through its
+    batcher; a retriever without one encodes on its own."""
+
+    def __init__(self, batchers: Mapping[str, QueryBatcher]):
+        self.batchers = dict(batchers)
+
+    def __call__(self, retriever: Retriever, query: Query) -> Vectors:
+        batcher = self.batchers.get(retriever.name)
+        return retriever.encoder.encode_query(query) if batcher is None else batcher.encode_query(query)

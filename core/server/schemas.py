@@ -43,6 +43,8 @@ class SearchResponse(BaseModel):
     hits: list[dict[str, Any]] = Field(description="each hit as `prism search --json` prints it")
     retrievers: list[str]
     timings: dict[str, float]
+    top_ks: dict[str, int] = Field(default_factory=dict, description="each routed retriever's list length")
+    notes: list[str] = Field(default_factory=list, description="hints, e.g. the values a field holds when a filter matched nothing")
     explanations: list[list[str]] | None = Field(None, description="per hit, the lines `prism search --explain` prints")
 
 
@@ -77,12 +79,28 @@ class CountResponse(BaseModel):
     count: int
 
 
+class RetrieverSummary(BaseModel):
+    name: str
+    encoder: str
+    top_k: int = Field(description="the length of its ranked list")
+    query_modalities: list[str]
+
+
+class FusionSummary(BaseModel):
+    name: str
+    weights: dict[str, float] | None = Field(description="per retriever, the recipe's; null: the fusion takes no weights")
+
+
 class RecipeSummary(BaseModel):
     name: str
     source: str
     retrievers: list[str]
     rerankers: list[str]
     query_modalities: list[str]
+    top_k: int = Field(description="hits per search unless a request says otherwise (search.top_k)")
+    fusion: FusionSummary | None = None
+    retriever_details: list[RetrieverSummary]
+    extensions: dict[str, ModalityName] = Field(description="file extensions the server's loaders read, and their modality")
 
 
 class EmbeddingsRequest(_Body):

@@ -15,8 +15,9 @@ from ..errors import PrismError, QueryError
 from ..explain import explain, explanation_lines
 from ..search import SearchResult
 from ..types import Media, Modality, Query
-from .batching import QueryBatcher
+from .batching import BatchedQueries, QueryBatcher
 from .metrics import ServerMetrics
+from .remote_engine import SearchSettings
 from .security import ServerError, media_path
 
 log = logging.getLogger("prismrag.server")
@@ -70,6 +71,7 @@ class Served:
             try:
                 engine.open()
                 engine.fields()
+                batchers: dict[str, QueryBatcher] = {}
                 for rname, retriever in engine.recipe.retrievers.items():
                     encoder = retriever.encoder
                     if encoder.accepts(Modality.TEXT, "query"):
@@ -77,15 +79,19 @@ class Served:
                     if self.config.batch_wait > 0:
                         batcher = QueryBatcher(encoder, self.config.batch_wait, self.config.max_batch, f"{name}/{rname}",
                                                self.metrics.batch_size.labels(name).observe)
-                        batcher.install()
+                        batchers[rname] = batcher
                         self.batchers.append(batcher)
                         self.metrics.watch_queue(name, rname, batcher.depth)
+                if batchers:
+                    engine.query_encoding = BatchedQueries(batchers)
                 self.status[name] = "ready"
             except Exception as exc:  # reported by /readyz and the log; the server stays up
                 self.status[name] = f"failed: {type(exc).__name__}: {exc}"
                 log.error("prism serve: recipe %s failed to load: %s", name, exc)
 
     def close(self) -> None:
+        for engine in self.engines.values():
+            engine.query_encoding = None  # searches still running encode on their own
         for batcher in self.batchers:
             batcher.close()
         for engine in self.engines.values():
@@ -111,6 +117,26 @@ class Served:
             raise ServerError(404, f"no model {model!r}; models: {', '.join(self.models())}")
         engine = self.engine(recipe)
         return engine, engine.recipe.retrievers[retriever].encoder
+
+    @staticmethod
+    def summary(engine: Engine) -> dict[str, Any]:
+        """A recipe as `GET /v1/recipes` lists it: what a search front end shows (the TUI's
+        `--server` mode builds its search screen from it)."""
+        settings = SearchSettings.of_engine(engine)
+        recipe = engine.recipe
+        return {
+            "name": engine.name, "source": str(Path(recipe.source).resolve()), "retrievers": list(recipe.retrievers),
+            "rerankers": [r.name for r in recipe.rerankers],
+            "query_modalities": sorted(m.value for m in engine.query_modalities()),
+            "top_k": settings.top_k,
+            "fusion": {"name": settings.fusion, "weights": settings.weights} if settings.fusion else None,
+            "retriever_details": [
+                {"name": n, "encoder": recipe.retrievers[n].encoder.name, "top_k": r.top_k,
+                 "query_modalities": sorted(m.value for m in r.query_modalities)}
+                for n, r in settings.retrievers.items()
+            ],
+            "extensions": {ext: m.value for ext, m in sorted(engine.registry.claimed_extensions().items())},
+        }
 
     def models(self) -> list[str]:
         return [f"{n}/{r}" for n, e in self.engines.items() for r in e.recipe.retrievers]
@@ -172,6 +198,8 @@ class Served:
             "hits": [h.to_dict() for h in result.hits],
             "retrievers": result.retrievers,
             "timings": result.timings,
+            "top_ks": result.top_ks,
+            "notes": result.notes,
         }
         if with_explain:
             body["explanations"] = [explanation_lines(explain(h, result.retrievers, result.top_ks)) for h in result.hits]

@@ -8,6 +8,7 @@ store at all, and tells it who holds the folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -43,8 +44,17 @@ class FolderLock:
         """Take the lock or raise StoreBusyError naming the holder; a no-op when already held."""
         if self._fd is not None:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            raise PrismError(
+                f"{self.folder}: cannot write here ({exc.strerror}), and the {self.what} needs to: an embedded "
+                f"index is opened for writing even to search it (its engine maps its files read-write). Make the "
+                f"folder writable, or copy it to a writable disk and point the store's `path` there."
+            ) from None
         try:
             _lock(fd)
         except OSError:

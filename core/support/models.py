@@ -11,18 +11,18 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..contracts import Context
 from ..contracts.lazy import LoadOnce
-from ..errors import MissingDependencyError, ModelNotAvailableError
+from ..errors import MissingDependencyError, ModelNotAvailableError, PrismError
 
 __all__ = [
-    "LoadOnce", "bound_hub_timeouts", "import_optional", "is_local", "is_offline", "missing_dependency", "model_errors",
-    "probe_hub", "resolve_model_path",
+    "HF_MODEL_FILES", "LoadOnce", "bound_hub_timeouts", "check_local_model", "import_optional", "is_local", "is_offline",
+    "missing_dependency", "model_errors", "probe_hub", "resolve_model_path", "torch_device",
 ]
 
 OFFLINE_ENVS = ("PRISMRAG_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -36,6 +36,10 @@ PROBE_TIMEOUT = 5.0
 """Seconds one request asking the hub whether a model exists may take (before any download)."""
 
 _TRUE = {"1", "true", "yes", "on"}
+
+HF_MODEL_FILES = ("config.json", "modules.json")
+"""A Hugging Face model folder holds one of these: `config.json` (transformers) or `modules.json`
+(sentence-transformers)."""
 
 T = TypeVar("T")
 
@@ -94,10 +98,77 @@ def _from_hf_cache(model: str) -> str | None:
         return None
 
 
-def resolve_model_path(model: str, context: Context, component: str) -> str:
+def check_local_model(
+    model: str, context: Context, where: str, markers: Sequence[str] = HF_MODEL_FILES, field: str = "model",
+) -> None:
+    """When `model` names an existing local path (relative to the recipe's folder), a `PrismError`
+    unless it is a folder holding one of `markers`; a model id, or a path that does not exist, is
+    left to `resolve_model_path`. Only looks at file names: cheap enough to run when a recipe
+    is validated (components call it from `__init__`)."""
+    if not model:
+        return
+    local = context.path(model)
+    if not local.exists():
+        return
+    wanted = " or ".join(markers)
+    if not local.is_dir():
+        problem = f"{str(local)!r} is a file, not a model folder"
+    elif any((local / name).is_file() for name in markers):
+        return
+    else:
+        problem = f"{str(local)!r} is a folder but not a model folder: it holds no {wanted}"
+    raise PrismError(
+        f"{where}: {field} {model!r}: {problem}. Give the folder a model was saved to (one with {wanted}), "
+        f"or a model id"
+    )
+
+
+def torch_device(device: str | None, where: str) -> str | None:
+    """The torch device a recipe's `device` names, checked against this machine at load time
+    (a clear error instead of torch's "invalid device ordinal" or "not compiled with CUDA").
+
+    None stays None (the library chooses); `auto` becomes the first of cuda, mps, xpu that is
+    there, else cpu. Imports torch: call it where the model loads, never during validation
+    (the recipe check of the device's form needs no torch)."""
+    if device is None:
+        return None
+    name = device.strip().lower()
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        xpu = getattr(torch, "xpu", None)
+        return "xpu" if xpu is not None and xpu.is_available() else "cpu"
+    kind, _, index = name.partition(":")
+    if kind not in ("cuda", "mps", "xpu"):  # cpu, or a backend torch only knows once its plugin is imported
+        return name
+    if kind == "mps":
+        if not torch.backends.mps.is_available():
+            raise PrismError(f"{where}: device {device!r} is not available here: no Apple MPS device; use cpu or leave device out")
+        return name
+    backend = getattr(torch, kind, None)
+    available = backend is not None and hasattr(backend, "is_available") and backend.is_available()
+    count = int(backend.device_count()) if available and hasattr(backend, "device_count") else 0
+    if not available or count == 0:
+        raise PrismError(f"{where}: device {device!r} is not available here: no {kind.upper()} device "
+                         f"(torch {torch.__version__} sees none); use cpu or leave device out")
+    if index and int(index) >= count:
+        listed = ", ".join(f"{kind}:{i}" for i in range(count))
+        raise PrismError(f"{where}: device {device!r} is not available here: {count} {kind.upper()} "
+                         f"device{'s' if count != 1 else ''} ({listed}); use one of those, or cpu")
+    return name
+
+
+def resolve_model_path(
+    model: str, context: Context, component: str, markers: Sequence[str] | None = None,
+) -> str:
     """Where to load `model` from: a local path, or the model id for the caller to download.
 
-    In order: an existing local path (relative to the recipe's folder); a plugin's
+    In order: an existing local path (relative to the recipe's folder; with `markers`, it must be
+    a folder holding one of those files, see `check_local_model`); a plugin's
     `resolve_model` hook (packages that ship weights); the Hugging Face cache (a snapshot folder).
     None of these touches the network. Failing them, offline (HF_HUB_OFFLINE,
     TRANSFORMERS_OFFLINE or PRISMRAG_OFFLINE) raises `ModelNotAvailableError` at once; online, one
@@ -108,6 +179,8 @@ def resolve_model_path(model: str, context: Context, component: str) -> str:
         raise ModelNotAvailableError(model, component, "No model was given.")
     local = context.path(model)
     if local.exists():
+        if markers:
+            check_local_model(model, context, component, markers)
         return str(local)
     hooked = context.resolve_model(model)
     if hooked:
