@@ -25,3 +25,9 @@ def registry():
 
     HashEncoder.calls.clear()
     return make_registry()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The TUI's pilot tests run on asyncio (Textual's loop)."""
+    return "asyncio"

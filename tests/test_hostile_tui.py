@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("textual")
 
 from fake_plugins import HashEncoder, make_registry  # noqa: E402
-from tui_helpers import write_corpus, write_recipe  # noqa: E402
+from tui_helpers import until, write_corpus, write_recipe  # noqa: E402
 
 from prismrag.tui.app import PrismApp  # noqa: E402
 from prismrag.tui.ingest_screen import IngestScreen, ProgressTracker  # noqa: E402
@@ -21,17 +21,6 @@ SIZE = (120, 40)
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-async def wait_for(pilot, condition, timeout: float = 20.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 def summary(screen: IngestScreen) -> str:
@@ -62,10 +51,10 @@ async def test_cancel_stops_at_the_next_encoder_batch_not_the_end_of_the_ingest_
         screen = app.screen
         assert isinstance(screen, IngestScreen)
         await pilot.press("i")
-        await wait_for(pilot, lambda: len(HashEncoder.calls) >= 6)  # the fast retriever's 4, the slow one's 2nd
+        await until(pilot, lambda: len(HashEncoder.calls) >= 6)  # the fast retriever's 4, the slow one's 2nd
         pressed = time.monotonic()
         await pilot.press("c")
-        await wait_for(pilot, lambda: not screen._ingesting)
+        await until(pilot, lambda: not screen._ingesting)
         stopped = time.monotonic() - pressed
         assert "cancelled" in summary(screen) and "batches written so far are kept" in summary(screen)
         assert len(HashEncoder.calls) <= 7, HashEncoder.calls  # the 4th (and usually the 3rd) never ran
@@ -81,7 +70,7 @@ async def test_a_cancel_that_comes_after_the_last_batch_is_stored_reports_a_comp
         await pilot.press("f3")
         screen = app.screen
         await pilot.press("i")
-        await wait_for(pilot, lambda: not screen._ingesting)
+        await until(pilot, lambda: not screen._ingesting)
         assert app.engine.store.info().points == 12
         (tmp_path / "docs" / "note000.md").unlink()
         (tmp_path / "docs" / "note001.md").write_text("# Note 1\n\nRewritten about boats.")
@@ -95,7 +84,7 @@ async def test_a_cancel_that_comes_after_the_last_batch_is_stored_reports_a_comp
 
         store.upsert = upsert_then_cancel
         await pilot.press("i")
-        await wait_for(pilot, lambda: not screen._ingesting)
+        await until(pilot, lambda: not screen._ingesting)
         text = summary(screen)
         assert "done" in text and "completed before the cancel took effect" in text and "cancelled:" not in text
         assert "1 updated" in text and "1 deleted" in text  # the run's end (deleting what left) ran too
@@ -109,13 +98,13 @@ async def test_a_cancelled_rebuild_says_the_index_is_as_it_was_and_it_is(tmp_pat
         await pilot.press("f3")
         screen = app.screen
         await pilot.press("i")
-        await wait_for(pilot, lambda: not screen._ingesting)
+        await until(pilot, lambda: not screen._ingesting)
         assert app.engine.store.info().points == 200
         HashEncoder.calls.clear()
         await pilot.press("r")
-        await wait_for(pilot, lambda: len(HashEncoder.calls) >= 6)
+        await until(pilot, lambda: len(HashEncoder.calls) >= 6)
         await pilot.press("c")
-        await wait_for(pilot, lambda: not screen._ingesting)
+        await until(pilot, lambda: not screen._ingesting)
         assert "cancelled: the rebuild was discarded; the index is as it was" in summary(screen)
         assert app.engine.store.info().points == 200 and app.engine.search("Note 17 topic")  # still answers
 

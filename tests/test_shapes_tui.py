@@ -23,10 +23,6 @@ from prismrag.tui.render import metadata_table, thumbnail_blocks  # noqa: E402
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def shape_recipe(tmp_path: Path) -> Path:
     folder = tmp_path / "shapes"

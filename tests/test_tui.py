@@ -29,10 +29,6 @@ SIZE = (120, 40)
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
     """Let the app run until `condition()` holds (workers are threads)."""

@@ -41,10 +41,6 @@ search: {top_k: 4}
 """
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -26,10 +26,6 @@ from prismrag.tui.render import metadata_table  # noqa: E402
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def video_recipe(folder: Path) -> Path:
     """Two scenes, one sentence said in each; the speech route over the sound track."""
