@@ -62,6 +62,9 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+_MODALITIES = {m.value: m for m in Modality}
+
+
 def _tie_key(s: ScoredId) -> tuple[float, str]:
     return (-round(s.score, 6), s.id)
 
@@ -289,26 +292,26 @@ class SearchPipeline:
         stages: Mapping[str, Mapping[str, tuple[StageTrace, ...]]], payloads: Mapping[str, Any],
         parts: Mapping[str, Mapping[str, tuple[int, Any]]] | None = None,
     ) -> list[Hit]:
-        ranks = {name: {s.id: (k + 1, s.score) for k, s in enumerate(lst)} for name, lst in lists.items()}
-        per_retriever = [(name, m, stages.get(name, {}), (parts or {}).get(name, {})) for name, m in ranks.items()]
+        parts = parts or {}
+        # Per retriever: each listed id's trace, made for the final hits only.
+        per_retriever = [(name, {s.id: k for k, s in enumerate(lst, start=1)}, lst, stages.get(name, {}),
+                          parts.get(name, {})) for name, lst in lists.items()]
         fused_by_id = {f.id: f for f in fused}
         hits = []
         for rank, item_id in enumerate(order, start=1):
             point = payloads.get(item_id)
             payload = {k: v for k, v in point.payload.items() if k[:1] != "_"} if point else {}
             f = fused_by_id[item_id]
-            retrievers = {
-                name: RetrieverTrace(*m[item_id], staged.get(item_id, ()), *located.get(item_id, (None, None)))
-                for name, m, staged, located in per_retriever if item_id in m
-            }
-            provenance = Provenance(
-                retrievers=retrievers,
-                fusion=fusion_name,
-                contributions=dict(f.contributions),
-                fused_score=f.score if fusion_name else None,
-                rerank=tuple(traces.get(item_id, ())),
-            )
-            modality = Modality(payload.get("modality", "text"))
+            retrievers = {}
+            for name, positions, lst, staged, located in per_retriever:
+                k = positions.get(item_id)
+                if k is not None:
+                    retrievers[name] = RetrieverTrace(k, lst[k - 1].score, staged.get(item_id, ()),
+                                                      *located.get(item_id, (None, None)))
+            provenance = Provenance(retrievers, fusion_name, dict(f.contributions),
+                                    f.score if fusion_name else None, tuple(traces.get(item_id, ())))
+            kind = payload.get("modality", "text")
+            modality = _MODALITIES.get(kind) or Modality(kind)
             hits.append(Hit(item_id, float(scores[item_id]), rank, modality, payload, provenance))
         return hits
 

@@ -320,9 +320,14 @@ def chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 # ------------------------------------------------------------------------------ reads, shared
 
 
+def score_sign(field: VectorField) -> float:
+    """What turns the engine's score on `field` into higher-is-better."""
+    return DISTANCE_SIGN[field.distance] if field.kind != "sparse" else 1.0
+
+
 def scored(points: Iterable[Any], field: VectorField) -> list[ScoredId]:
     """Engine points (with `payload[ID_KEY]` and `score`) as higher-is-better ScoredIds."""
-    sign = DISTANCE_SIGN[field.distance] if field.kind != "sparse" else 1.0
+    sign = score_sign(field)
     return [ScoredId(p.payload[ID_KEY], sign * p.score) for p in points]
 
 

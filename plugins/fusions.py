@@ -99,16 +99,19 @@ def _weights_for(params: WeightedParams, names: Sequence[str], fusion: str) -> n
 
 def _dedupe(hits: Sequence[ScoredId], retriever: str, fusion: str) -> tuple[list[str], np.ndarray]:
     """Ids (first occurrence wins) and their scores as float64; non-finite scores are refused."""
-    seen: set[str] = set()
-    ids: list[str] = []
-    scores: list[float] = []
-    for h in hits:
-        if h.id not in seen:
-            seen.add(h.id)
-            ids.append(h.id)
-            scores.append(h.score)
+    first = dict.fromkeys(h.id for h in hits)  # the engines' lists rarely repeat an id
+    if len(first) == len(hits):
+        ids, scores = list(first), [h.score for h in hits]
+    else:
+        seen: set[str] = set()
+        ids, scores = [], []
+        for h in hits:
+            if h.id not in seen:
+                seen.add(h.id)
+                ids.append(h.id)
+                scores.append(h.score)
     arr = np.asarray(scores, dtype=np.float64)
-    if arr.size and not np.all(np.isfinite(arr)):
+    if arr.size and not np.isfinite(arr).all():
         raise QueryError(f"fusion {fusion!r}: retriever {retriever!r} returned a non-finite score")
     return ids, arr
 
@@ -132,18 +135,20 @@ def _combine(
     contributions, in retriever order, so the two agree exactly.
     """
     contributions: dict[str, dict[str, float]] = {}
-    for name, (ids, values) in parts.items():
+    for name, (ids, values) in parts.items():  # in retriever order: each id's dict is too
         for item_id, value in zip(ids, values.tolist(), strict=True):
-            contributions.setdefault(item_id, {})[name] = value
-    order = list(parts)
-    for item_id, contrib in contributions.items():
-        filled = {}
-        for name in order:
-            if name in contrib:
-                filled[name] = contrib[name]
-            elif absent and absent.get(name, 0.0) != 0.0:
-                filled[name] = absent[name]
-        contributions[item_id] = filled
+            contrib = contributions.get(item_id)
+            if contrib is None:
+                contributions[item_id] = {name: value}
+            else:
+                contrib[name] = value
+    fill = {name: v for name, v in (absent or {}).items() if v != 0.0 and name in parts}
+    if fill:
+        order = list(parts)
+        for item_id, contrib in contributions.items():
+            if len(contrib) < len(order):
+                contributions[item_id] = {n: contrib[n] if n in contrib else fill[n]
+                                          for n in order if n in contrib or n in fill}
     scores = {i: sum(c.values()) for i, c in contributions.items()}
     return order_fused(scores, contributions)
 

@@ -56,6 +56,7 @@ from prismrag.contracts import (
 from prismrag.support import FolderLock
 
 from ._edge_files import damaged_files, mapped_gaps, stored_layout, swap_folders
+from ._edge_ids import ItemIds
 from ._qdrant import (
     SCROLL_PAGE,
     QdrantBase,
@@ -71,7 +72,7 @@ from ._qdrant import (
     mismatch_error,
     prefetch_chain,
     query_row,
-    scored,
+    score_sign,
     scroll_manifest,
     stage_exact,
     stage_quantization,
@@ -169,6 +170,7 @@ class QdrantEdgeStore(QdrantBase):
         self._params: dict[tuple[str, bool], Any] = {}
         self._dirty = False
         self._indexed: set[str] = set()
+        self._item_ids = ItemIds()
         self._lock = threading.RLock()
         self._folder_lock = FolderLock(self.root, f"index of recipe {self.context.recipe!r}")
 
@@ -427,13 +429,14 @@ class QdrantEdgeStore(QdrantBase):
                 prefetches=prefetch_chain(plan.stages[: n - 1], prefetch),
                 filter=edge_filter,
                 params=self._search_params(f, stage_exact(last, f, exact, n == 1), handoff=n < len(plan.stages)),
-                with_payload=[ID_KEY],
+                with_payload=False,  # item ids come from self._item_ids (see _edge_ids)
             ))
         try:
             found = [shard.query(requests[0])] if len(requests) == 1 else shard.query_batch(qe.QueryBatchRequest(requests))
+            signs = [score_sign(self._field(stage.field)) for stage in plan.stages]
+            return self._item_ids.ranked(found, signs, lambda points: shard.retrieve(points, [ID_KEY], False))
         except Exception as exc:
             raise QueryError(f"{self.root}: search on {', '.join(plan.fields)} failed: {exc}") from exc
-        return [scored(points, self._field(stage.field)) for points, stage in zip(found, plan.stages, strict=True)]
 
     def _index_payload(self, flt: Filter) -> None:
         """Create payload indexes for filtered keys: filters on unindexed keys read every

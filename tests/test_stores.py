@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -128,6 +129,51 @@ def test_round_trip(store, data):
     store.write_meta({"version": 2})
     assert store.read_meta() == {"version": 2}
     assert store.info().points == N - 2  # the meta record is no point
+
+
+def test_edge_search_reads_item_ids_once_and_skips_deleted_points(tmp_path, data, monkeypatch):
+    """Searches ask qdrant-edge for no payload: item ids are read once per point and reused."""
+    from prismrag.plugins import _edge_ids
+
+    store = make_store("qdrant-edge", tmp_path)
+    store.open(FIELDS)
+    store.upsert(data)
+    fetched: list[int] = []
+    real = _edge_ids.ItemIds._learn
+
+    def counting(self, points, fetch):
+        fetched.append(len(points))
+        return real(self, points, fetch)
+
+    monkeypatch.setattr(_edge_ids.ItemIds, "_learn", counting)
+    query = data.vectors["d"][4:5]
+    first = store.search("d", query, 10)
+    assert fetched == [10] and first[0].id == "doc-4"
+    assert store.search("d", query, 10) == first and fetched == [10]  # known ids: no read
+    assert store.search("d", query, 20)[:10] == first and fetched == [10, 10]  # only the 10 new ones
+
+    store.delete(["doc-4"])
+    after = store.search("d", query, 10)
+    assert "doc-4" not in {h.id for h in after} and len(after) == 10
+    store.close()
+
+
+def test_edge_item_ids_left_out_when_gone_and_bounded():
+    from prismrag.plugins._edge_ids import ItemIds
+
+    points = [SimpleNamespace(id=uuid.uuid4(), score=float(s)) for s in (3, 2, 1)]
+    ids = ItemIds(limit=4)
+    stored = {points[0].id: "a", points[2].id: "c"}  # points[1] was deleted after the query
+
+    def fetch(wanted):
+        return [SimpleNamespace(id=p, payload={"_id": stored[p]}) for p in wanted if p in stored]
+
+    ranked = ids.ranked([points], [-1.0], fetch)
+    assert [(s.id, s.score) for s in ranked[0]] == [("a", -3.0), ("c", -1.0)] and len(ids) == 2
+    more = [SimpleNamespace(id=uuid.uuid4(), score=0.0) for _ in range(3)]
+    stored.update({p.id: f"m{k}" for k, p in enumerate(more)})
+    assert [s.id for s in ids.ranked([more], [1.0], fetch)[0]] == ["m0", "m1", "m2"]
+    assert len(ids) == 3  # 2 + 3 > 4: started again with the new ones
 
 
 def test_upsert_replaces_and_partial_vectors(store, data):
