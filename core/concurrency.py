@@ -15,7 +15,11 @@ from contextlib import contextmanager
 
 class ReadWriteLock:
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        lock = threading.Lock()
+        self._readers_may_enter = threading.Condition(lock)
+        self._writer_may_enter = threading.Condition(lock)
+        """Two conditions on one lock, so a reader leaving wakes a waiting writer, not the
+        hundred searches a server may have queued behind it."""
         self._readers = 0
         self._writer: int | None = None
         self._depth = 0
@@ -24,34 +28,42 @@ class ReadWriteLock:
 
     @contextmanager
     def read(self) -> Iterator[None]:
-        with self._cond:
+        with self._readers_may_enter:
             if self._writer != threading.get_ident():
-                self._cond.wait_for(lambda: self._writer is None and not self._waiting_writers)
+                self._readers_may_enter.wait_for(lambda: self._writer is None and not self._waiting_writers)
             self._readers += 1
         try:
             yield
         finally:
-            with self._cond:
+            with self._readers_may_enter:
                 self._readers -= 1
-                self._cond.notify_all()
+                if not self._readers and self._waiting_writers:
+                    self._writer_may_enter.notify()
 
     @contextmanager
     def write(self) -> Iterator[None]:
         me = threading.get_ident()
-        with self._cond:
+        with self._writer_may_enter:
             if self._writer != me:
                 self._waiting_writers += 1
                 try:
-                    self._cond.wait_for(lambda: self._writer is None and not self._readers)
-                finally:
+                    self._writer_may_enter.wait_for(lambda: self._writer is None and not self._readers)
+                except BaseException:  # interrupted: the readers it held back may enter
                     self._waiting_writers -= 1
+                    if not self._waiting_writers and self._writer is None:
+                        self._readers_may_enter.notify_all()
+                    raise
+                self._waiting_writers -= 1
                 self._writer = me
             self._depth += 1
         try:
             yield
         finally:
-            with self._cond:
+            with self._writer_may_enter:
                 self._depth -= 1
                 if not self._depth:
                     self._writer = None
-                self._cond.notify_all()
+                    if self._waiting_writers:
+                        self._writer_may_enter.notify()
+                    else:
+                        self._readers_may_enter.notify_all()

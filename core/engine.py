@@ -332,13 +332,13 @@ class Engine:
             self._search.fusion_with(weights)
             raise self.collection.nothing_indexed()
         self.open()
-        with self._rw.read():
-            result = self._search.run(q, k, flt, weights, exact, retrievers)
-            if not result.hits and flt is not None:
+        result = self._search.run(q, k, flt, weights, exact, retrievers, reading=self._rw.read)
+        if not result.hits and flt is not None:
+            with self._rw.read():
                 hint = empty_result_hint(self.store, flt)
-                if hint:
-                    result.notes.append(hint)
-            return result
+            if hint:
+                result.notes.append(hint)
+        return result
 
     @property
     def query_encoding(self) -> QueryEncoding | None:

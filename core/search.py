@@ -1,6 +1,6 @@
 """Search as a pipeline: route the query by modality -> run each retriever's plan -> fuse ->
 rerank -> assemble hits with provenance. It receives the recipe and the collection; the engine
-decides when it may run (under its read lock)."""
+says when it may read the store (`run(reading=...)`, its read lock, taken after the encoders)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,19 +138,35 @@ class SearchPipeline:
         return retriever.index.plan(fields, retriever.top_k)
 
     def retrieve(
-        self, retriever: Retriever, query: Query, flt: Filter | None, exact: bool | None, timings: dict[str, float]
+        self, retriever: Retriever, query: Query, flt: Filter | None, exact: bool | None, timings: dict[str, float],
+        vectors: Vectors | None = None,
     ) -> tuple[Vectors, SearchPlan, StageLists]:
+        """The retriever's lists for `query` (its stages' lists, the last one final), encoding
+        it first unless its `vectors` are given."""
+        if vectors is None:
+            vectors = self._encode(retriever, query, timings)
         t = time.perf_counter()
-        vectors = self.encode_query(retriever, query)
-        t1 = time.perf_counter()
         plan = self.plan(retriever, exact)
         by_field = self.collection.field_vectors(retriever, vectors, role="query")
         lists = self.collection.store.search_plan(plan, {f: by_field[f] for f in plan.fields}, flt, exact)
         # Engines break exact ties in their own order; by id, every backend ranks alike.
         lists = [sorted(found, key=_tie_key) for found in lists]
-        timings[f"encode:{retriever.name}"] = t1 - t
-        timings[f"search:{retriever.name}"] = time.perf_counter() - t1
+        timings[f"search:{retriever.name}"] = time.perf_counter() - t
         return vectors, plan, lists
+
+    def _encode(self, retriever: Retriever, query: Query, timings: dict[str, float]) -> Vectors:
+        t = time.perf_counter()
+        vectors = self.encode_query(retriever, query)
+        timings[f"encode:{retriever.name}"] = time.perf_counter() - t
+        return vectors
+
+    def encode(self, routed: Sequence[Retriever], query: Query, timings: dict[str, float]) -> dict[str, Vectors]:
+        """The query's vectors for each routed retriever. Encoders release the GIL, so the
+        retrievers encode at once: the first on the calling thread (no hand-off; torch keeps its
+        thread team), the others on the pool."""
+        futures = [_pool().submit(self._encode, r, query, timings) for r in routed[1:]]
+        vectors = [self._encode(routed[0], query, timings)] + [f.result() for f in futures]
+        return {r.name: v for r, v in zip(routed, vectors, strict=True)}
 
     # ---------------------------------------------------------------- fuse
 
@@ -211,7 +228,11 @@ class SearchPipeline:
     def run(
         self, query: Query, top_k: int, flt: Filter | None, weights: Mapping[str, float] | None,
         exact: bool | None = None, only: Sequence[str] | None = None,
+        reading: Callable[[], AbstractContextManager[Any]] = nullcontext,
     ) -> SearchResult:
+        """Encode the query, then search, fuse, fetch payloads, rerank and assemble inside one
+        `reading()` section (the engine's read lock): encoders touch no store, so a query being
+        encoded holds back no ingest, and an ingest holds back no encoding."""
         routed = self.route(query, only)
         fusion = self.fusion_with(weights)  # a bad override fails before any encoding
         if not self.collection.ingested():
@@ -219,15 +240,20 @@ class SearchPipeline:
         if flt is not None:
             self.collection.check_filter(flt)
         timings: dict[str, float] = {}
+        qvecs = self.encode(routed, query, timings)
+        with reading():
+            return self._search(query, routed, fusion, qvecs, top_k, flt, exact, timings)
+
+    def _search(
+        self, query: Query, routed: Sequence[Retriever], fusion: Fusion | None, qvecs: dict[str, Vectors],
+        top_k: int, flt: Filter | None, exact: bool | None, timings: dict[str, float],
+    ) -> SearchResult:
         lists: dict[str, list[ScoredId]] = {}
         stages: dict[str, dict[str, tuple[StageTrace, ...]]] = {}
-        qvecs: dict[str, Vectors] = {}
-        # Encoders and the engine release the GIL: one retriever's work overlaps another's. The
-        # first runs on the calling thread (no hand-off; torch keeps its thread team).
-        futures = [_pool().submit(self.retrieve, r, query, flt, exact, timings) for r in routed[1:]]
-        results = [self.retrieve(routed[0], query, flt, exact, timings)] + [f.result() for f in futures]
-        for r, (vectors, plan, found) in zip(routed, results, strict=True):
-            qvecs[r.name] = vectors
+        futures = [_pool().submit(self.retrieve, r, query, flt, exact, timings, qvecs[r.name]) for r in routed[1:]]
+        results = [self.retrieve(routed[0], query, flt, exact, timings, qvecs[routed[0].name])]
+        results += [f.result() for f in futures]
+        for r, (_, plan, found) in zip(routed, results, strict=True):
             lists[r.name] = found[-1]
             if len(plan.stages) > 1:
                 stages[r.name] = _stage_traces(plan, found)

@@ -127,3 +127,72 @@ def test_the_write_lock_is_reentrant_and_a_writer_may_read():
         pass
     with rw.read():  # released: others get in
         pass
+
+
+def test_queued_writers_go_one_at_a_time_before_the_readers_behind_them():
+    rw = ReadWriteLock()
+    order: list[str] = []
+    hold = threading.Event()
+    reader_in = threading.Event()
+
+    def first_reader() -> None:
+        with rw.read():
+            reader_in.set()
+            hold.wait(5)
+            order.append("r1 out")
+
+    def writer(name: str) -> None:
+        with rw.write():
+            order.append(f"{name} in")
+            time.sleep(0.05)
+            order.append(f"{name} out")
+
+    def late_reader(name: str) -> None:
+        with rw.read():
+            order.append(name)
+
+    threads = [threading.Thread(target=first_reader)]
+    threads[0].start()
+    reader_in.wait(5)
+    for t in (threading.Thread(target=writer, args=("w1",)), threading.Thread(target=writer, args=("w2",))):
+        threads.append(t)
+        t.start()
+    time.sleep(0.1)
+    late = [threading.Thread(target=late_reader, args=(f"r{k}",)) for k in (2, 3, 4)]
+    for t in late:
+        t.start()
+    time.sleep(0.1)
+    assert order == []
+    hold.set()
+    for t in threads + late:
+        t.join(5)
+    assert order[0] == "r1 out" and sorted(order[5:]) == ["r2", "r3", "r4"]
+    writes = order[1:5]  # one writer at a time, never interleaved
+    assert writes in (["w1 in", "w1 out", "w2 in", "w2 out"], ["w2 in", "w2 out", "w1 in", "w1 out"])
+
+
+def test_a_query_being_encoded_holds_back_no_ingest(tmp_path, registry):
+    """Encoders touch no store: a search takes the read lock only after encoding, so an ingest
+    (a writer) that starts while a slow query encodes finishes without waiting for it."""
+    recipe = tmp_path / "e.yaml"
+    recipe.write_text(textwrap.dedent("""\
+        name: encoding
+        store: {use: qdrant-edge, path: store}
+        retrievers:
+          dense: {encoder: {use: hash, dimension: 32}}
+        ingest: {cache: false}
+        """))
+    engine = prismrag.load_recipe(recipe, registry=registry)
+    engine.ingest_items(items("vold")[:10])
+    ingested = threading.Event()
+
+    def encode_while_ingesting(retriever, query):
+        worker = threading.Thread(target=lambda: (engine.ingest_items(items("vnew")[10:12]), ingested.set()))
+        worker.start()
+        assert ingested.wait(20), "the ingest waited for a query that was only being encoded"
+        return retriever.encoder.encode_query(query)
+
+    engine.query_encoding = encode_while_ingesting
+    hits = engine.search("w001 w002", top_k=20)
+    assert len(hits) == 12  # the search read the store after the ingest: it sees the new items
+    engine.close()

@@ -1,11 +1,12 @@
 """Load test of `prism serve`: N concurrent clients for S seconds of mixed search (90%) and
-ingest (10%) on a 10k-item index, with micro-batching of query encodes and without it.
+ingest (10%) on a 10k-item index: with micro-batching of query encodes, with one query per
+encoder call through the same worker, and with no batching at all (see --modes).
 
 Loopback only. For each mode it starts a real `prism serve` on a temporary copy of the index,
 ingests the corpus (NFCorpus passages from shared/data, 64-word windows, the first --docs), runs
 the clients (httpx, one keep-alive connection each), then checks that every acknowledged ingest
-is in the index (count = docs + ingested). Reports errors, p50/p99 latency and queries/s per mode
-and the ratio.
+is in the index (count = docs + ingested). Reports errors, p50/p99 latency, queries/s and the
+CPU seconds of server and clients per mode, and the first mode's queries/s against each other's.
 
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench/serve_load.py                 # MiniLM, 100 clients, 60 s
     .venv/bin/python scripts/bench/serve_load.py --encoder hash --seconds 10       # no model (needs tests/ on the path)
@@ -63,12 +64,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(recipe: Path, wait_ms: float, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+def start(recipe: Path, mode: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    """`prism serve` with `mode` = "WAIT_MS" or "WAIT_MS:MAX_BATCH" (micro-batching settings)."""
     import httpx
 
     port = free_port()
     proc = subprocess.Popen([str(Path(sys.executable).parent / "prism"), "serve", str(recipe), "--port", str(port),
-                             "--batch-wait-ms", str(wait_ms), "--threads", "128", "--timeout", "120"],
+                             "--batch-wait-ms", mode.split(":")[0], "--max-batch", (mode.split(":") + ["64"])[1],
+                             "--threads", "128", "--timeout", "120"],
                             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -138,7 +141,11 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--ingest-ratio", type=float, default=0.1)
-    ap.add_argument("--modes", default="2,0", help="--batch-wait-ms values to compare (0: no micro-batching)")
+    ap.add_argument("--modes", default="2,2:1,0",
+                    help="modes to compare, each --batch-wait-ms[:--max-batch] (the first against each other). "
+                         "Default: micro-batching (2 ms, up to 64 queries a call); one query at a time through "
+                         "the same worker (2:1); no batching of queries or ingests at all (0: each request "
+                         "encodes on its own thread, at once)")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     ap.add_argument("--cache-dir", type=Path, help="keep the embedding cache here (a rerun skips encoding the corpus)")
     args = ap.parse_args()
@@ -162,10 +169,10 @@ def main() -> int:
                "ingest_ratio": args.ingest_ratio,
                "cpus": os.cpu_count(), "modes": {}}
     try:
-        for mode in [float(m) for m in args.modes.split(",")]:
+        for mode in args.modes.split(","):
             store = work / "store"
             shutil.rmtree(store, ignore_errors=True)  # each mode starts from the same 10k index
-            proc, base = start(recipe, mode, env, work / f"serve-{mode}.log")
+            proc, base = start(recipe, mode, env, work / f"serve-{mode.replace(':', '-')}.log")
             try:
                 t = time.perf_counter()
                 for start_at in range(0, len(corpus), 1000):
@@ -174,28 +181,50 @@ def main() -> int:
                     r.raise_for_status()
                 ingest_s = time.perf_counter() - t
                 before = httpx.get(base + "/v1/recipes/load/count", timeout=120).json()["count"]
+                cpu = _cpu_seconds(proc.pid), time.process_time()
                 out = asyncio.run(run_load(base, args.clients, args.seconds, args.ingest_ratio, qs, corpus,
-                                           f"w{mode:g}"))
+                                           f"w{mode.replace(':', '-')}"))
+                out.update(server_cpu_s=round(_cpu_seconds(proc.pid) - cpu[0], 1),
+                           client_cpu_s=round(time.process_time() - cpu[1], 1))
                 after = httpx.get(base + "/v1/recipes/load/count", timeout=120).json()["count"]
                 ids = out.pop("ingested_ids")
                 out.update(index_before=before, index_after=after, lost_items=before + len(set(ids)) - after,
                            corpus_ingest_s=round(ingest_s, 1))
                 metrics = httpx.get(base + "/metrics", timeout=30).text
                 out["encode_batches"] = _metric(metrics, "prism_encode_batch_queries_count")
-                results["modes"][f"batch_wait_ms={mode:g}"] = out
-                print(f"batch-wait-ms {mode:g}: {json.dumps(out)}", flush=True)
+                out["stage_mean_ms"] = _stage_means(metrics)
+                results["modes"][mode] = out
+                print(f"mode {mode}: {json.dumps(out)}", flush=True)
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
-        qps = [m["queries_per_s"] for m in results["modes"].values()]
-        if len(qps) == 2 and qps[1]:
-            results["speedup"] = round(qps[0] / qps[1], 2)
+        first, *others = results["modes"].items()
+        results["speedup"] = {f"{first[0]} vs {name}": round(first[1]["queries_per_s"] / m["queries_per_s"], 2)
+                              for name, m in others if m["queries_per_s"]}
         print(json.dumps(results, indent=2))
         if args.out:
             args.out.write_text(json.dumps(results, indent=2) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stage_means(text: str) -> dict[str, float]:
+    """Mean seconds per search stage (encode, search, fusion, payload) from the server's metrics, in ms."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        for suffix, into in (("_sum{", sums), ("_count{", counts)):
+            if line.startswith("prism_search_stage_seconds" + suffix):
+                stage = line.split('stage="', 1)[1].split('"', 1)[0]
+                into[stage] = float(line.rsplit(" ", 1)[1])
+    return {k: round(1000 * sums[k] / counts[k], 2) for k in sums if counts.get(k)}
 
 
 def _metric(text: str, name: str) -> float | None:
