@@ -10,6 +10,7 @@ CPU seconds of server and clients per mode, and the first mode's queries/s again
 
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench/serve_load.py                 # MiniLM, 100 clients, 60 s
     .venv/bin/python scripts/bench/serve_load.py --encoder hash --seconds 10       # no model (needs tests/ on the path)
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench/serve_load.py --encoder minilm-onnx  # MiniLM on onnxruntime
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "data" / "nfcorpus"
 ENCODERS = {
     "minilm": "{use: sentence-transformers, model: sentence-transformers/all-MiniLM-L6-v2}",
+    "minilm-onnx": "{use: sentence-transformers, model: sentence-transformers/all-MiniLM-L6-v2, backend: onnx}",
     "hash": "{use: hash, dimension: 256}",
 }
 
