@@ -6,6 +6,7 @@ upserted, and a re-run skips what is already stored with the same hash.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -142,9 +143,11 @@ class IngestPipeline:
             # server's small ingests must not scan a large collection under the write lock).
             stored = store.manifest() if delete_missing else stored_hashes(store, list(unique))
         hashes: dict[str, str] = {}
+        states: dict[str, FileState | None] = {}
         todo: list[Item] = []
         for item_id, item in unique.items():
             try:
+                states[item_id] = file_state(item)  # before the read: a write during it shows after encoding
                 h = stored_hash(item.digest(item.content_hash()), owner)
             except OSError as exc:
                 report.error(f"{item.source or item_id}: cannot read: {exc}", item_id)
@@ -165,7 +168,7 @@ class IngestPipeline:
         progress("encode", 0, len(todo))
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            self._batch(batch, [hashes[i.id] for i in batch], stored, cache, report,
+            self._batch(batch, [hashes[i.id] for i in batch], [states[i.id] for i in batch], stored, cache, report,
                         _BatchProgress(progress, start, len(batch), len(todo), len(self.recipe.retrievers)))
             progress("encode", start + len(batch), len(todo))
 
@@ -188,10 +191,10 @@ class IngestPipeline:
         return report
 
     def _batch(
-        self, batch: Sequence[Item], hashes: Sequence[str], stored: dict[str, str], cache: EmbeddingCache | None,
-        report: IngestReport, tick: Callable[[int], None] = lambda n: None,
+        self, batch: Sequence[Item], hashes: Sequence[str], states: Sequence[FileState | None], stored: dict[str, str],
+        cache: EmbeddingCache | None, report: IngestReport, tick: Callable[[int], None] = lambda n: None,
     ) -> None:
-        rows, bad, skipped = self._encode_batch(batch, hashes, cache, report, tick)
+        rows, bad, skipped = self._encode_batch(batch, hashes, states, cache, report, tick)
         t = time.perf_counter()
         retrievers = self.recipe.retrievers
         groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
@@ -220,12 +223,14 @@ class IngestPipeline:
         report.seconds["upsert"] = report.seconds.get("upsert", 0.0) + time.perf_counter() - t
 
     def _encode_batch(
-        self, batch: Sequence[Item], hashes: Sequence[str], cache: EmbeddingCache | None, report: IngestReport,
-        tick: Callable[[int], None],
+        self, batch: Sequence[Item], hashes: Sequence[str], states: Sequence[FileState | None],
+        cache: EmbeddingCache | None, report: IngestReport, tick: Callable[[int], None],
     ) -> tuple[dict[str, dict[int, Row]], set[int], set[int]]:
         """Each retriever's vector rows by batch position, the positions that failed in any
         retriever (reported; they are stored in none) and those a retriever skipped (reported;
-        stored with the other retrievers' vectors). `tick(n)`: n more items done by one retriever."""
+        stored with the other retrievers' vectors). `tick(n)`: n more items done by one retriever.
+        An item read from a file that changed since it was hashed (`states`) fails: its vectors
+        may be of other content than its hash, and neither the store nor the cache may pair them."""
         rows: dict[str, dict[int, Row]] = {}
         bad: set[int] = set()
         skipped: set[int] = set()
@@ -248,11 +253,35 @@ class IngestPipeline:
             encoded_pos = [missing[j] for j in range(len(missing)) if j not in failed]
             got.update(zip(encoded_pos, fresh, strict=True))
             report.encoded[name] = report.encoded.get(name, 0) + len(fresh)
-            if cache is not None and fresh:
-                cache.put(fp, [_content_key(hashes[i]) for i in encoded_pos], from_rows(encoder.output, fresh))
+            changed = {i for i in encoded_pos if states[i] is not None and file_state(batch[i]) != states[i]}
+            for i in sorted(changed - bad):
+                bad.add(i)
+                report.error(f"{batch[i].source or batch[i].id}: the file changed while it was being ingested; not "
+                             f"stored (ingest again to index its new content)", batch[i].id)
+            keep = [k for k, i in enumerate(encoded_pos) if i not in changed]
+            if cache is not None and keep:
+                cache.put(fp, [_content_key(hashes[encoded_pos[k]]) for k in keep],
+                          from_rows(encoder.output, [fresh[k] for k in keep]))
             rows[name] = got
             report.seconds[f"encode:{name}"] = report.seconds.get(f"encode:{name}", 0.0) + time.perf_counter() - t
         return rows, bad, skipped
+
+
+FileState = tuple[int, int, int]
+"""A file's inode, size and modification time (ns): any write or replacement changes it."""
+
+
+def file_state(item: Item) -> FileState | None:
+    """The state of the file an item's content is read from when encoded; None for content held
+    in memory (text, bytes) and for a file that is gone."""
+    content = item.content
+    if not isinstance(content, Media) or content.data is not None or content.path is None:
+        return None
+    try:
+        st = os.stat(content.path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def stored_hashes(store: Any, ids: Sequence[str]) -> dict[str, str]:

@@ -18,7 +18,8 @@ from typing import Any
 from prismrag.contracts import ID_KEY, ScoredId
 
 LIMIT = 200_000
-"""Ids remembered at most (~30 MB); past it the map starts again, so memory stays bounded."""
+"""Ids remembered at most (~45 MB with short item ids); past it the map starts again, so memory
+stays bounded."""
 
 
 class ItemIds:

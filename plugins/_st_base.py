@@ -1,6 +1,7 @@
 """Private: what the sentence-transformers encoders (`sentence-transformers`, `sparse-encoder`,
 `multi-vector`) share: their params (the model, a prompt per role, batching, the device) and a
-text encoder whose model loads once, on first use."""
+text encoder that checks a local model folder when built (so `prism validate` reports it) and
+loads the model once, on first use."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from prismrag.contracts import Context, Encoder, Modality, Params
-from prismrag.support import LoadOnce
+from prismrag.support import LoadOnce, check_local_model
 
 from ._st import one_prompt_per_role
 
@@ -38,15 +39,19 @@ class STParams(Params):
 
 
 class STEncoder(Encoder):
-    """Text in; the model (`_load`) loaded on first use, once even from several threads."""
+    """Text in; the model (`_load`) loaded on first use, once even from several threads. A local
+    `model` path that is not a model folder is refused when the encoder is built, without torch."""
 
     extra = "text"
     document_modalities = frozenset({Modality.TEXT})
     query_modalities = frozenset({Modality.TEXT})
     fingerprint_excludes = Encoder.fingerprint_excludes | {"trust_remote_code"}
 
+    params: STParams
+
     def __init__(self, params: Params | None = None, context: Context | None = None):
         super().__init__(params, context)
+        check_local_model(self.params.model, self.context, self.where)  # `prism validate` reports it
         self._model = LoadOnce(self._load)
 
     @property

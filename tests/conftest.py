@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import sys
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,32 @@ def registry():
 
     HashEncoder.calls.clear()
     return make_registry()
+
+
+@pytest.fixture
+def kw_recipe(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
+    """Makes `kw.yaml` in tmp_path: a bm25 recipe on the real qdrant-edge store over `docs/`,
+    which holds the given files (name: text), ingested with `prism ingest`; returns its path."""
+
+    def make(files: dict[str, str]) -> Path:
+        from prismrag.cli import main
+
+        docs = tmp_path / "docs"
+        docs.mkdir()
+        for name, text in files.items():
+            (docs / name).write_text(text, encoding="utf-8")
+        path = tmp_path / "kw.yaml"
+        path.write_text(textwrap.dedent("""\
+            name: kw
+            store: {use: qdrant-edge, path: store}
+            sources: [{use: text-files, path: docs}]
+            retrievers:
+              kw: {encoder: {use: bm25}}
+            """))
+        assert main(["ingest", str(path), "--quiet"]) == 0
+        return path
+
+    return make
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 
 import pytest
 
@@ -17,22 +16,9 @@ EVIL = "Rivers flow \x1b]0;pwned\x07 to the sea \x1b[2J\x1b[31m red \x9b1m \u202
 
 
 @pytest.fixture
-def recipe(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
+def recipe(kw_recipe):
     name = "riv\x1b[1mers.md" if os.name == "posix" else "rivers.md"
-    (docs / name).write_text(EVIL, encoding="utf-8")
-    (docs / "apples.md").write_text("Apples grow on trees.")
-    path = tmp_path / "kw.yaml"
-    path.write_text(textwrap.dedent("""\
-        name: kw
-        store: {use: qdrant-edge, path: store}
-        sources: [{use: text-files, path: docs}]
-        retrievers:
-          kw: {encoder: {use: bm25}}
-        """))
-    assert main(["ingest", str(path), "--quiet"]) == 0
-    return path
+    return kw_recipe({name: EVIL, "apples.md": "Apples grow on trees."})
 
 
 def test_search_output_carries_no_escape_sequence(recipe, capsys):

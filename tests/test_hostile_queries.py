@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -23,21 +22,11 @@ needs_posix = pytest.mark.skipif(os.name != "posix", reason="FIFOs and /dev/zero
 
 
 @pytest.fixture
-def recipe(tmp_path: Path) -> Path:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.md").write_text("# Apples\n\nApples grow on trees in orchards.")
-    (docs / "b.md").write_text("# Rivers\n\nRivers flow into the sea through deltas.")
-    path = tmp_path / "kw.yaml"
-    path.write_text(textwrap.dedent("""\
-        name: kw
-        store: {use: qdrant-edge, path: store}
-        sources: [{use: text-files, path: docs}]
-        retrievers:
-          kw: {encoder: {use: bm25}}
-        """))
-    assert main(["ingest", str(path), "--quiet"]) == 0
-    return path
+def recipe(kw_recipe) -> Path:
+    return kw_recipe({
+        "a.md": "# Apples\n\nApples grow on trees in orchards.",
+        "b.md": "# Rivers\n\nRivers flow into the sea through deltas.",
+    })
 
 
 def test_a_ten_megabyte_query_is_answered_in_linear_time(recipe):

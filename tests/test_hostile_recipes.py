@@ -138,7 +138,9 @@ def test_query_weights_are_bounded(value):
     ("retrievers:\n  kw: {encoder: {use: bm25}}\nrerank: [{use: cross-encoder, model: MODEL}]", "rerank[0]"),
     ("retrievers:\n  a: {encoder: {use: clap, model: MODEL}}", "retrievers.a.encoder"),
     ("retrievers:\n  i: {encoder: {use: open-clip, model: 'local-dir:MODEL'}}", "retrievers.i.encoder"),
-], ids=["sentence-transformers", "st-onnx", "cross-encoder", "clap", "open-clip"])
+    ("retrievers:\n  s: {encoder: {use: sparse-encoder, model: MODEL}}", "retrievers.s.encoder"),
+    ("retrievers:\n  m: {encoder: {use: multi-vector, model: MODEL}}", "retrievers.m.encoder"),
+], ids=["sentence-transformers", "st-onnx", "cross-encoder", "clap", "open-clip", "sparse-encoder", "multi-vector"])
 @pytest.mark.parametrize("model", ["/etc", "r.yaml"], ids=["folder", "file"])
 def test_a_local_path_that_is_not_a_model_fails_validation_naming_what_a_model_folder_holds(
     tmp_path, component, field, model, capsys,
