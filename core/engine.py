@@ -4,7 +4,9 @@ concurrency contract every front end (CLI, TUI, server) relies on.
 Concurrency: any number of threads may search one engine at once. One ingest runs at a time
 (a second waits). While an ingest encodes, searches go on; each store write (one batch of
 upserts, the deletes, building indexes, a rebuild's drop) excludes searches, so a search sees
-every item either as it was before the batch or as it is after, never half-written.
+every item either as it was before the batch or as it is after, never half-written. A search
+encodes its query first and reads the store (all its lists, payloads and reranking) in one read
+section after it, so encoding never holds back a write.
 """
 
 from __future__ import annotations
