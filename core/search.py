@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -61,6 +61,16 @@ def _pool() -> ThreadPoolExecutor:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="prism-retriever")
         return _POOL
+
+
+T = TypeVar("T")
+
+
+def _each_retriever(fn: Callable[[Retriever], T], routed: Sequence[Retriever]) -> list[T]:
+    """`fn` of each retriever, in order, at once: the first on the calling thread (no hand-off;
+    torch keeps its thread team), the others on the pool (encoders and the engine release the GIL)."""
+    futures = [_pool().submit(fn, r) for r in routed[1:]]
+    return [fn(routed[0])] + [f.result() for f in futures]
 
 
 _MODALITIES = {m.value: m for m in Modality}
@@ -161,11 +171,8 @@ class SearchPipeline:
         return vectors
 
     def encode(self, routed: Sequence[Retriever], query: Query, timings: dict[str, float]) -> dict[str, Vectors]:
-        """The query's vectors for each routed retriever. Encoders release the GIL, so the
-        retrievers encode at once: the first on the calling thread (no hand-off; torch keeps its
-        thread team), the others on the pool."""
-        futures = [_pool().submit(self._encode, r, query, timings) for r in routed[1:]]
-        vectors = [self._encode(routed[0], query, timings)] + [f.result() for f in futures]
+        """The query's vectors for each routed retriever, encoded at once."""
+        vectors = _each_retriever(lambda r: self._encode(r, query, timings), routed)
         return {r.name: v for r, v in zip(routed, vectors, strict=True)}
 
     # ---------------------------------------------------------------- fuse
@@ -250,9 +257,7 @@ class SearchPipeline:
     ) -> SearchResult:
         lists: dict[str, list[ScoredId]] = {}
         stages: dict[str, dict[str, tuple[StageTrace, ...]]] = {}
-        futures = [_pool().submit(self.retrieve, r, query, flt, exact, timings, qvecs[r.name]) for r in routed[1:]]
-        results = [self.retrieve(routed[0], query, flt, exact, timings, qvecs[routed[0].name])]
-        results += [f.result() for f in futures]
+        results = _each_retriever(lambda r: self.retrieve(r, query, flt, exact, timings, qvecs[r.name]), routed)
         for r, (_, plan, found) in zip(routed, results, strict=True):
             lists[r.name] = found[-1]
             if len(plan.stages) > 1:

@@ -40,6 +40,15 @@ def slow_recipe(tmp_path: Path, docs: int, delay: float) -> Path:
     return recipe
 
 
+async def ingested(app: PrismApp, pilot) -> IngestScreen:
+    """Open the ingest screen, run one ingest to its end; the screen."""
+    await pilot.press("f3")
+    screen = app.screen
+    await pilot.press("i")
+    await until(pilot, lambda: not screen._ingesting)
+    return screen
+
+
 async def test_cancel_stops_at_the_next_encoder_batch_not_the_end_of_the_ingest_batch(tmp_path):
     # 200 items in one ingest batch; the slow retriever encodes them in 4 encoder batches of 64
     # (0.5 s each). Cancelled during the second, the run stops when it returns.
@@ -67,10 +76,7 @@ async def test_a_cancel_that_comes_after_the_last_batch_is_stored_reports_a_comp
     registry = make_registry()
     app = PrismApp(recipe, registry=registry, warm_up=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f3")
-        screen = app.screen
-        await pilot.press("i")
-        await until(pilot, lambda: not screen._ingesting)
+        screen = await ingested(app, pilot)
         assert app.engine.store.info().points == 12
         (tmp_path / "docs" / "note000.md").unlink()
         (tmp_path / "docs" / "note001.md").write_text("# Note 1\n\nRewritten about boats.")
@@ -95,10 +101,7 @@ async def test_a_cancelled_rebuild_says_the_index_is_as_it_was_and_it_is(tmp_pat
     recipe = slow_recipe(tmp_path, 200, 0.3)
     app = PrismApp(recipe, registry=make_registry(), warm_up=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f3")
-        screen = app.screen
-        await pilot.press("i")
-        await until(pilot, lambda: not screen._ingesting)
+        screen = await ingested(app, pilot)
         assert app.engine.store.info().points == 200
         HashEncoder.calls.clear()
         await pilot.press("r")
