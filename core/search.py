@@ -68,7 +68,7 @@ T = TypeVar("T")
 
 def _each_retriever(fn: Callable[[Retriever], T], routed: Sequence[Retriever]) -> list[T]:
     """`fn` of each retriever, in order, at once: the first on the calling thread (no hand-off;
-    torch keeps its thread team), the others on the pool (encoders and the engine release the GIL)."""
+    torch keeps its thread team), the others on the pool (encoders release the GIL)."""
     futures = [_pool().submit(fn, r) for r in routed[1:]]
     return [fn(routed[0])] + [f.result() for f in futures]
 
@@ -155,14 +155,26 @@ class SearchPipeline:
         it first unless its `vectors` are given."""
         if vectors is None:
             vectors = self._encode(retriever, query, timings)
-        t = time.perf_counter()
-        plan = self.plan(retriever, exact)
-        by_field = self.collection.field_vectors(retriever, vectors, role="query")
-        lists = self.collection.store.search_plan(plan, {f: by_field[f] for f in plan.fields}, flt, exact)
-        # Engines break exact ties in their own order; by id, every backend ranks alike.
-        lists = [sorted(found, key=_tie_key) for found in lists]
-        timings[f"search:{retriever.name}"] = time.perf_counter() - t
+        [(plan, lists)] = self.search_lists([retriever], {retriever.name: vectors}, flt, exact, timings)
         return vectors, plan, lists
+
+    def search_lists(
+        self, routed: Sequence[Retriever], qvecs: Mapping[str, Vectors], flt: Filter | None, exact: bool | None,
+        timings: dict[str, float],
+    ) -> list[tuple[SearchPlan, StageLists]]:
+        """Each retriever's plan and lists, from one store call for all of them (`search_plans`:
+        a batched engine call or HTTP request where the store has one)."""
+        t = time.perf_counter()
+        searches = []
+        for r in routed:
+            plan = self.plan(r, exact)
+            by_field = self.collection.field_vectors(r, qvecs[r.name], role="query")
+            searches.append((plan, {f: by_field[f] for f in plan.fields}))
+        found = self.collection.store.search_plans(searches, flt, exact)
+        # Engines break exact ties in their own order; by id, every backend ranks alike.
+        out = [(plan, [sorted(lst, key=_tie_key) for lst in lists]) for (plan, _), lists in zip(searches, found, strict=True)]
+        timings["search"] = time.perf_counter() - t
+        return out
 
     def _encode(self, retriever: Retriever, query: Query, timings: dict[str, float]) -> Vectors:
         t = time.perf_counter()
@@ -257,8 +269,7 @@ class SearchPipeline:
     ) -> SearchResult:
         lists: dict[str, list[ScoredId]] = {}
         stages: dict[str, dict[str, tuple[StageTrace, ...]]] = {}
-        results = _each_retriever(lambda r: self.retrieve(r, query, flt, exact, timings, qvecs[r.name]), routed)
-        for r, (_, plan, found) in zip(routed, results, strict=True):
+        for r, (plan, found) in zip(routed, self.search_lists(routed, qvecs, flt, exact, timings), strict=True):
             lists[r.name] = found[-1]
             if len(plan.stages) > 1:
                 stages[r.name] = _stage_traces(plan, found)

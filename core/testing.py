@@ -183,8 +183,9 @@ def check_store(store_factory: Callable[..., Store], tmp_path: str | Path | None
     """Check a store on five points: `open` (dense cosine and euclid fields, a sparse one),
     `upsert`, `search` (nearest first, higher-is-better scores, at most `limit`), a `Filter` of
     an `eq` Condition, `retrieve` (payloads, vectors), `manifest` (ids with their `_hash`), a
-    two-stage `search_plan` (one list per stage, the second rescoring the first's candidates), a
-    replacing upsert, `info`, `delete`, `write_meta`/`read_meta` and `close()` twice.
+    two-stage `search_plan` (one list per stage, the second rescoring the first's candidates),
+    `search_plans` (several plans at once, answered as `search_plan` answers each), a replacing
+    upsert, `info`, `delete`, `write_meta`/`read_meta` and `close()` twice.
     `store_factory` returns a fresh, unopened store; it is given a folder for the data (`tmp_path`
     or a temporary one) when it takes an argument."""
     with tempfile.TemporaryDirectory(prefix="prism-store-", ignore_cleanup_errors=True) as tmp:
@@ -254,6 +255,14 @@ def _store_steps(store: Store) -> None:
     _ranked("search_plan", lists[0], ["doc/b", "doc/c", "doc/e"], "the plan's first stage (sparse)")
     second = _ranked("search_plan", lists[1], ["doc/c", "doc/b"], "the plan's second stage (dense, rescoring)")
     _STORE(len(second) == 2, "search_plan", f"the second stage must keep its limit of 2, got {second}")
+    with _STORE.step("search_plans"):
+        together = store.search_plans([(plan, {"sparse": _sparse({2: 1.0, 3: 1.0}), "dense": _dense([0, 0.5, 1, 1.5])}),
+                                       (SearchPlan.single("dense", 3), {"dense": near_a})])
+    _STORE(isinstance(together, list) and [len(x) for x in together] == [2, 1], "search_plans",
+           f"two plans (of 2 stages and 1) must give 2 and 1 lists, got {together!r}")
+    _STORE([[h.id for h in lst] for lst in together[0]] == [[h.id for h in lst] for lst in lists], "search_plans",
+           "search_plans must give each plan the lists search_plan gives it")
+    _ranked("search_plans", together[1][0], ["doc/a", "doc/e", "doc/b"], "the second plan (dense, limit 3)")
     with _STORE.step("upsert"):
         store.upsert(_points(["doc/b"], {"doc/b": "hash-2"}))
         manifest, info = store.manifest(), store.info()

@@ -29,7 +29,6 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import qdrant_edge as qe
 
 from prismrag.contracts import (
@@ -56,18 +55,17 @@ from prismrag.contracts import (
 from prismrag.support import FolderLock
 
 from ._edge_files import damaged_files, mapped_gaps, stored_layout, swap_folders
+from ._edge_filters import edge_filter, payload_schema
 from ._edge_ids import ItemIds
 from ._qdrant import (
     SCROLL_PAGE,
     QdrantBase,
     batch_points,
-    build_filter,
     check_fields,
     chunks,
     disk_bytes,
     field_info,
     field_named,
-    filter_plan,
     layout_problems,
     mismatch_error,
     prefetch_chain,
@@ -94,48 +92,6 @@ RETRIEVE_CHUNK = 1024
 # ------------------------------------------------------------------------------------ the store
 
 _DISTANCES = {"cosine": qe.Distance.Cosine, "dot": qe.Distance.Dot, "euclid": qe.Distance.Euclid, "manhattan": qe.Distance.Manhattan}
-
-
-def _edge_condition(op: str, key: str, value: Any) -> Any:
-    if op == "match":
-        # qdrant-edge-py 0.9 reads a Python bool as the integer 1/0 (bool subclasses int), which
-        # never matches a boolean payload; numpy's bool is no int and arrives as a boolean.
-        return qe.FieldCondition(key, match=qe.MatchValue(np.bool_(value) if isinstance(value, bool) else value))
-    if op == "any":
-        return qe.FieldCondition(key, match=qe.MatchAny(value))
-    if op == "range":
-        return qe.FieldCondition(key, range=qe.RangeFloat(**value))
-    if op == "datetime":
-        return qe.FieldCondition(key, range=qe.RangeDateTime(**value))
-    if op == "prefix":
-        return qe.FieldCondition(key, match=qe.MatchPrefix(value))
-    if op == "substring":
-        return qe.FieldCondition(key, match=qe.MatchSubstring(value))
-    if op == "empty":
-        return qe.IsEmptyCondition(key)
-    return qe.IsNullCondition(key)
-
-
-def _payload_schema(op: str, value: Any) -> Any:
-    """The payload index type that serves a condition, judged by its value; None if unclear."""
-    if op == "exists":
-        return None  # its value says present or not, nothing of the field's type
-    if op in ("in", "not_in"):
-        values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
-        if not values or len({type(v) for v in values}) != 1:
-            return None
-        value = values[0]
-    if isinstance(value, bool):
-        return qe.PayloadSchemaType.Bool
-    if isinstance(value, (int, float)):  # one numeric index serves integer and float payloads alike
-        return qe.PayloadSchemaType.Float
-    if isinstance(value, str):
-        return qe.PayloadSchemaType.Datetime if op in ("gt", "gte", "lt", "lte") else qe.PayloadSchemaType.Keyword
-    return None
-
-
-def _edge_filter(must: Any, must_not: Any, should: Any) -> Any:
-    return qe.Filter(must=must, must_not=must_not, should=should)
 
 
 class QdrantEdgeParams(Params):
@@ -395,28 +351,58 @@ class QdrantEdgeStore(QdrantBase):
     def search_plan(
         self, plan: SearchPlan, vectors: Mapping[str, Vectors], flt: Filter | None = None, exact: bool | None = None
     ) -> StageLists:
+        return self.search_plans([(plan, vectors)], flt, exact)[0]
+
+    def search_plans(
+        self, searches: Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], flt: Filter | None = None,
+        exact: bool | None = None,
+    ) -> list[StageLists]:
+        """Every plan's requests in one engine call: the binding holds the GIL for a whole call,
+        so one call per retriever from several threads would only take turns."""
         shard = self._need()
         if self._dirty:
             self.optimize()
+        if flt is not None and self.params.payload_indexes and not flt.keys <= self._indexed:
+            self._index_payload(flt)
+        where = edge_filter(flt)
+        requests: list[Any] = []
+        signs: list[float] = []
+        spans = []
+        for plan, vectors in searches:
+            own = self._requests(plan, vectors, where, exact)
+            spans.append((len(requests), own is not None))
+            if own is not None:
+                requests += own
+                signs += [score_sign(self._field(stage.field)) for stage in plan.stages]
+        fields = ", ".join(dict.fromkeys(f for plan, _ in searches for f in plan.fields))
+        try:
+            found = [] if not requests else [shard.query(requests[0])] if len(requests) == 1 else \
+                shard.query_batch(qe.QueryBatchRequest(requests))
+            lists = self._item_ids.ranked(found, signs, lambda points: shard.retrieve(points, [ID_KEY], False))
+        except Exception as exc:
+            raise QueryError(f"{self.root}: search on {fields} failed: {exc}") from exc
+        return [lists[start : start + len(plan.stages)] if searched else [[] for _ in plan.stages]
+                for (start, searched), (plan, _) in zip(spans, searches, strict=True)]
+
+    def _requests(self, plan: SearchPlan, vectors: Mapping[str, Vectors], where: Any, exact: bool | None) -> list[Any] | None:
+        """One query request per stage of `plan` (each a chain of the stages before it); None
+        when a sparse query vector is empty (no term to match: every list is empty)."""
         rows: dict[str, Any] = {}
         for name in plan.fields:
             f = self._field(name)
             row = query_row(vectors[name], f)
             if f.kind == "sparse":
                 if not row[0]:
-                    return [[] for _ in plan.stages]
+                    return None
                 row = qe.SparseVector(*row)
             rows[name] = row
-        if flt is not None and self.params.payload_indexes and not flt.keys <= self._indexed:
-            self._index_payload(flt)
-        edge_filter = build_filter(filter_plan(flt), _edge_condition, _edge_filter) if flt and flt.conditions else None
 
         def prefetch(stage: Stage, inner: list[Any] | None, first: bool) -> Any:
             f = self._field(stage.field)
             return qe.Prefetch(
                 limit=int(stage.limit), query=qe.Query.Nearest(rows[stage.field], using=stage.field), prefetches=inner,
                 params=self._search_params(f, stage_exact(stage, f, exact, first), handoff=True),
-                filter=edge_filter if first else None,
+                filter=where if first else None,
             )
 
         requests = []
@@ -427,16 +413,11 @@ class QdrantEdgeStore(QdrantBase):
                 limit=int(last.limit),
                 query=qe.Query.Nearest(rows[last.field], using=last.field),
                 prefetches=prefetch_chain(plan.stages[: n - 1], prefetch),
-                filter=edge_filter,
+                filter=where,
                 params=self._search_params(f, stage_exact(last, f, exact, n == 1), handoff=n < len(plan.stages)),
                 with_payload=False,  # item ids come from self._item_ids (see _edge_ids)
             ))
-        try:
-            found = [shard.query(requests[0])] if len(requests) == 1 else shard.query_batch(qe.QueryBatchRequest(requests))
-            signs = [score_sign(self._field(stage.field)) for stage in plan.stages]
-            return self._item_ids.ranked(found, signs, lambda points: shard.retrieve(points, [ID_KEY], False))
-        except Exception as exc:
-            raise QueryError(f"{self.root}: search on {', '.join(plan.fields)} failed: {exc}") from exc
+        return requests
 
     def _index_payload(self, flt: Filter) -> None:
         """Create payload indexes for filtered keys: filters on unindexed keys read every
@@ -446,7 +427,7 @@ class QdrantEdgeStore(QdrantBase):
             for c in flt.conditions:
                 if c.key in self._indexed:
                     continue
-                schema = _payload_schema(c.op, c.value)
+                schema = payload_schema(c.op, c.value)
                 if schema is not None:  # an index only speeds filters up; they work without
                     with contextlib.suppress(Exception):
                         shard.update(qe.UpdateOperation.create_field_index(c.key, schema))

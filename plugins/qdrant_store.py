@@ -318,7 +318,36 @@ class QdrantStore(shared.QdrantBase):
     def search_plan(
         self, plan: SearchPlan, vectors: Mapping[str, Vectors], flt: Filter | None = None, exact: bool | None = None
     ) -> StageLists:
+        return self.search_plans([(plan, vectors)], flt, exact)[0]
+
+    def search_plans(
+        self, searches: Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], flt: Filter | None = None,
+        exact: bool | None = None,
+    ) -> list[StageLists]:
+        """Every plan's requests in one `query_batch_points` call: one round trip for all."""
         client = self._need()
+        qf = shared.build_filter(shared.filter_plan(flt), self._condition, self._filter) if flt and flt.conditions else None
+        requests: list[Any] = []
+        spans = []
+        for plan, vectors in searches:
+            own = self._requests(plan, vectors, qf, exact)
+            spans.append((len(requests), own is not None))
+            requests += own or []
+        fields = ", ".join(dict.fromkeys(f for plan, _ in searches for f in plan.fields))
+        try:
+            found = [r.points for r in client.query_batch_points(self.collection, requests=requests)] if requests else []
+        except Exception as exc:
+            raise QueryError(f"{self.location}: search on {fields} failed: {exc}") from exc
+        out = []
+        for (start, searched), (plan, _) in zip(spans, searches, strict=True):
+            out.append([shared.scored(points, self._field(stage.field))
+                        for points, stage in zip(found[start : start + len(plan.stages)], plan.stages, strict=True)]
+                       if searched else [[] for _ in plan.stages])
+        return out
+
+    def _requests(self, plan: SearchPlan, vectors: Mapping[str, Vectors], qf: Any, exact: bool | None) -> list[Any] | None:
+        """One query request per stage of `plan` (each a chain of the stages before it); None
+        when a sparse query vector is empty (no term to match: every list is empty)."""
         m = _models()
         rows: dict[str, Any] = {}
         for name in plan.fields:
@@ -326,10 +355,9 @@ class QdrantStore(shared.QdrantBase):
             row = shared.query_row(vectors[name], f)
             if f.kind == "sparse":
                 if not row[0]:
-                    return [[] for _ in plan.stages]
+                    return None
                 row = m.SparseVector(indices=row[0], values=row[1])
             rows[name] = row
-        qf = shared.build_filter(shared.filter_plan(flt), self._condition, self._filter) if flt and flt.conditions else None
 
         def params(stage: Stage, first: bool, handoff: bool) -> Any:
             f = self._field(stage.field)
@@ -349,11 +377,7 @@ class QdrantStore(shared.QdrantBase):
                 prefetch=shared.prefetch_chain(plan.stages[: n - 1], prefetch), params=params(last, n == 1, n < len(plan.stages)),
                 with_payload=[ID_KEY], with_vector=False,
             ))
-        try:
-            found = [r.points for r in client.query_batch_points(self.collection, requests=requests)]
-        except Exception as exc:
-            raise QueryError(f"{self.location}: search on {', '.join(plan.fields)} failed: {exc}") from exc
-        return [shared.scored(points, self._field(stage.field)) for points, stage in zip(found, plan.stages, strict=True)]
+        return requests
 
     def retrieve(self, ids: Sequence[str], with_vectors: Sequence[str] = ()) -> dict[str, StoredPoint]:
         client = self._need()

@@ -249,6 +249,30 @@ def test_st_rejects_other_modalities(tiny_st):
         st(tiny_st).encode_batch([Media(data=b"x")], Modality.IMAGE, "query")
 
 
+def test_st_model_is_put_in_eval_mode_once_not_on_every_encode(tiny_st, monkeypatch):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    enc = st(tiny_st)
+    query = Query.text("vitamin D and bone health")
+    first = enc.encode_query(query)
+    model = enc.model
+    assert not any(m.training for m in model.modules())
+    walked: list[object] = []
+    module_train = torch.nn.Module.train
+    monkeypatch.setattr(torch.nn.Module, "train", lambda self, mode=True: walked.append(self) or module_train(self, mode))
+    again = enc.encode_query(query)
+    assert walked == []  # sentence-transformers' per-call model.eval() no longer walks the modules
+    np.testing.assert_array_equal(first, again)
+    model.train()  # fine-tuning the loaded model still reaches every module...
+    assert all(m.training for m in model.modules())
+    np.testing.assert_array_equal(enc.encode_query(query), first)  # ...and the next encode is in eval mode again
+    assert not any(m.training for m in model.modules())
+    monkeypatch.undo()
+    plain = SentenceTransformer(str(tiny_st), device="cpu").encode([query.content], normalize_embeddings=True)
+    np.testing.assert_allclose(first, plain, rtol=1e-6, atol=1e-7)
+
+
 def test_minilm_resolves_offline_through_the_hook():
     registry = Registry()
     path = registry.resolve_model("sentence-transformers/all-MiniLM-L6-v2")

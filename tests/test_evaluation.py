@@ -28,7 +28,7 @@ def test_evaluate_beir_end_to_end(tmp_path, registry, beir):
     assert report.metrics["nDCG@10"] > 0.6  # topic words separate the documents well
     assert report.metrics["Recall@100"] > report.metrics["Recall@10"] - 1e-9 > 0.5
     assert report.ann_recall == pytest.approx(1.0)
-    assert {"encode:dense", "search:dense", "fusion", "payload", "total"} <= set(report.latency_ms)
+    assert {"encode:dense", "search", "fusion", "payload", "total"} <= set(report.latency_ms)
     assert all(set(row) >= {"p50", "p95", "p99"} for row in report.latency_ms.values())
     assert report.ingest["items"] == 36
     assert not (tmp_path / "never-used").exists()  # the recipe's own store is not touched
@@ -131,7 +131,7 @@ def test_cli_eval_and_compare(tmp_path, capsys):
 
     assert main(["eval", str(kw), "--data", str(data), "--limit-queries", "2", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "2 queries" in out and "search:keywords" in out and "ANN recall@10" in out
+    assert "2 queries" in out and "encode:keywords" in out and "ANN recall@10" in out
 
     assert main(["compare", str(kw), str(hybrid), "--data", str(data), "--quiet", "--out", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out

@@ -289,6 +289,30 @@ def test_bad_queries(store, data):
     assert store.search("s", SparseBatch.from_rows([(np.zeros(0, np.int64), np.zeros(0, np.float32))]), 3) == []
 
 
+def test_search_plans_answer_several_plans_in_one_call(store, data):
+    from prismrag.contracts import SearchPlan, Stage
+
+    store.upsert(data)
+    empty = SparseBatch.from_rows([(np.zeros(0, np.int64), np.zeros(0, np.float32))])
+    two_stage = SearchPlan((Stage("s", 20), Stage("d", 5)))
+    searches = [
+        (SearchPlan.single("d", 5), {"d": data.vectors["d"][7:8]}),
+        (SearchPlan.single("s", 4), {"s": empty}),  # no term: every list empty, the others still answered
+        (two_stage, {"s": data.vectors["s"].take([9]), "d": data.vectors["d"][9:10]}),
+        (SearchPlan.single("e", 3), {"e": data.vectors["e"][2:3]}),
+    ]
+    together = store.search_plans(searches)
+    assert [len(lists) for lists in together] == [1, 1, 2, 1]
+    assert together[1] == [[]]
+    for (plan, vectors), lists in zip(searches, together, strict=True):
+        alone = store.search_plan(plan, vectors)  # as one plan at a time answers it
+        assert [[h.id for h in lst] for lst in lists] == [[h.id for h in lst] for lst in alone]
+        assert [h.score for lst in lists for h in lst] == pytest.approx([h.score for lst in alone for h in lst])
+    assert together[0][0][0].id == "doc-7" and together[2][1][0].id == "doc-9" and together[3][0][0].id == "doc-2"
+    with pytest.raises(QueryError, match="16-d"):  # a bad vector in any plan fails the call, naming it
+        store.search_plans([searches[0], (SearchPlan.single("d", 3), {"d": np.zeros((1, 5), np.float32)})])
+
+
 # ---------------------------------------------------------------------------------------- sparse
 
 

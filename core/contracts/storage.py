@@ -157,7 +157,7 @@ class Store(Component):
     """Holds every retriever's vectors as named vectors of one collection, one point per item.
 
     Thread safety: the engine never calls a write (`upsert`, `delete`, `optimize`, `drop`,
-    `write_meta`) while another call runs; reads (`search`, `search_plan`, `retrieve`) may run
+    `write_meta`) while another call runs; reads (`search`, `search_plan(s)`, `retrieve`) may run
     in many threads at once.
     """
 
@@ -214,6 +214,16 @@ class Store(Component):
             scores = score_rows(query_row(vectors[stage.field]), rows, f.kind, f.distance)
             lists.append(order_scored(ids, scores, stage.limit))
         return lists
+
+    def search_plans(
+        self, searches: Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], flt: Filter | None = None,
+        exact: bool | None = None,
+    ) -> list[StageLists]:
+        """Run the plans of one query's retrievers: `search_plan`'s lists for each (plan, vectors).
+
+        This default runs them one after another; stores that can send several requests at once
+        override it (the built-in ones: one batched engine call or HTTP request for all)."""
+        return [self.search_plan(plan, vectors, flt, exact) for plan, vectors in searches]
 
     @abstractmethod
     def retrieve(self, ids: Sequence[str], with_vectors: Sequence[str] = ()) -> dict[str, StoredPoint]:
