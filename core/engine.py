@@ -39,7 +39,7 @@ from .items import (
 from .query import as_query
 from .recipe import BuiltRecipe, ComponentSpec, build_recipe, load_recipe_spec, validate_recipe_file
 from .registry import Registry
-from .search import QueryEncoding, SearchPipeline, SearchResult
+from .search import QueryEncoding, SearchPipeline, SearchResult, StoreSearch
 from .types import Hit, Item, Modality
 
 FilterSpec = str | Sequence[str] | Mapping[str, Any] | Filter | None
@@ -351,6 +351,17 @@ class Engine:
     @query_encoding.setter
     def query_encoding(self, encode: QueryEncoding | None) -> None:
         self._search.query_encoding = encode
+
+    @property
+    def store_search(self) -> StoreSearch | None:
+        """How searches run their plans on the store: `fn(searches, filter, exact)`, called
+        inside the read section; None (the default): the store's `search_plans`. `prism serve`
+        sets it to gather concurrent searches into one `Store.search_many`."""
+        return self._search.store_search
+
+    @store_search.setter
+    def store_search(self, search: StoreSearch | None) -> None:
+        self._search.store_search = search
 
     def fusion_with(self, weights: Mapping[str, float] | None) -> Fusion | None:
         """The recipe's fusion with query-time `weights` over its own (validated like them)."""

@@ -48,6 +48,9 @@ class SearchResult:
 
 QueryEncoding = Callable[[Retriever, Query], Vectors]
 """How a search gets a retriever's query vectors (`SearchPipeline.query_encoding`)."""
+StoreSearch = Callable[[Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], Filter | None, bool | None], list[StageLists]]
+"""How a search runs its retrievers' plans on the store (`SearchPipeline.store_search`); called
+inside the engine's read section."""
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -110,6 +113,9 @@ class SearchPipeline:
         self.query_encoding: QueryEncoding | None = None
         """Set by a front end to encode queries its own way (`prism serve` batches concurrent
         ones); None: each retriever's encoder encodes."""
+        self.store_search: StoreSearch | None = None
+        """Set by a front end to run store searches its own way (`prism serve` gathers concurrent
+        ones into one `Store.search_many`); None: the store's `search_plans`."""
 
     def encode_query(self, retriever: Retriever, query: Query) -> Vectors:
         """The query's vectors for `retriever`, through `query_encoding` when one is set."""
@@ -170,7 +176,8 @@ class SearchPipeline:
             plan = self.plan(r, exact)
             by_field = self.collection.field_vectors(r, qvecs[r.name], role="query")
             searches.append((plan, {f: by_field[f] for f in plan.fields}))
-        found = self.collection.store.search_plans(searches, flt, exact)
+        search = self.store_search or self.collection.store.search_plans
+        found = search(searches, flt, exact)
         # Engines break exact ties in their own order; by id, every backend ranks alike.
         out = [(plan, [sorted(lst, key=_tie_key) for lst in lists]) for (plan, _), lists in zip(searches, found, strict=True)]
         timings["search"] = time.perf_counter() - t

@@ -41,6 +41,7 @@ from prismrag.contracts import (
     PointBatch,
     PrismError,
     QueryError,
+    QuerySearches,
     SearchPlan,
     Stage,
     StageLists,
@@ -357,32 +358,40 @@ class QdrantEdgeStore(QdrantBase):
         self, searches: Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], flt: Filter | None = None,
         exact: bool | None = None,
     ) -> list[StageLists]:
-        """Every plan's requests in one engine call: the binding holds the GIL for a whole call,
-        so one call per retriever from several threads would only take turns."""
+        return self.search_many([(searches, flt, exact)])[0]
+
+    def search_many(self, queries: Sequence[QuerySearches]) -> list[list[StageLists]]:
+        """Every plan's requests of every query in one engine call: the binding holds the GIL for
+        a whole call, so one call per retriever or per query from several threads would only
+        take turns."""
         shard = self._need()
         if self._dirty:
             self.optimize()
-        if flt is not None and self.params.payload_indexes and not flt.keys <= self._indexed:
-            self._index_payload(flt)
-        where = edge_filter(flt)
         requests: list[Any] = []
         signs: list[float] = []
-        spans = []
-        for plan, vectors in searches:
-            own = self._requests(plan, vectors, where, exact)
-            spans.append((len(requests), own is not None))
-            if own is not None:
-                requests += own
-                signs += [score_sign(self._field(stage.field)) for stage in plan.stages]
-        fields = ", ".join(dict.fromkeys(f for plan, _ in searches for f in plan.fields))
+        spans = []  # per query, per plan: (first request, searched)
+        for searches, flt, exact in queries:
+            if flt is not None and self.params.payload_indexes and not flt.keys <= self._indexed:
+                self._index_payload(flt)
+            where = edge_filter(flt)
+            own = []
+            for plan, vectors in searches:
+                made = self._requests(plan, vectors, where, exact)
+                own.append((len(requests), made is not None))
+                if made is not None:
+                    requests += made
+                    signs += [score_sign(self._field(stage.field)) for stage in plan.stages]
+            spans.append(own)
+        fields = ", ".join(dict.fromkeys(f for searches, _, _ in queries for plan, _ in searches for f in plan.fields))
         try:
             found = [] if not requests else [shard.query(requests[0])] if len(requests) == 1 else \
                 shard.query_batch(qe.QueryBatchRequest(requests))
             lists = self._item_ids.ranked(found, signs, lambda points: shard.retrieve(points, [ID_KEY], False))
         except Exception as exc:
             raise QueryError(f"{self.root}: search on {fields} failed: {exc}") from exc
-        return [lists[start : start + len(plan.stages)] if searched else [[] for _ in plan.stages]
-                for (start, searched), (plan, _) in zip(spans, searches, strict=True)]
+        return [[lists[start : start + len(plan.stages)] if searched else [[] for _ in plan.stages]
+                 for (start, searched), (plan, _) in zip(own, searches, strict=True)]
+                for own, (searches, _, _) in zip(spans, queries, strict=True)]
 
     def _requests(self, plan: SearchPlan, vectors: Mapping[str, Vectors], where: Any, exact: bool | None) -> list[Any] | None:
         """One query request per stage of `plan` (each a chain of the stages before it); None

@@ -36,6 +36,7 @@ from prismrag.contracts import (
     PointBatch,
     PrismError,
     QueryError,
+    QuerySearches,
     SearchPlan,
     Stage,
     StageLists,
@@ -324,26 +325,31 @@ class QdrantStore(shared.QdrantBase):
         self, searches: Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], flt: Filter | None = None,
         exact: bool | None = None,
     ) -> list[StageLists]:
-        """Every plan's requests in one `query_batch_points` call: one round trip for all."""
+        return self.search_many([(searches, flt, exact)])[0]
+
+    def search_many(self, queries: Sequence[QuerySearches]) -> list[list[StageLists]]:
+        """Every plan's requests of every query in one `query_batch_points` call: one round trip."""
         client = self._need()
-        qf = shared.build_filter(shared.filter_plan(flt), self._condition, self._filter) if flt and flt.conditions else None
         requests: list[Any] = []
-        spans = []
-        for plan, vectors in searches:
-            own = self._requests(plan, vectors, qf, exact)
-            spans.append((len(requests), own is not None))
-            requests += own or []
-        fields = ", ".join(dict.fromkeys(f for plan, _ in searches for f in plan.fields))
+        spans = []  # per query, per plan: (first request, searched)
+        for searches, flt, exact in queries:
+            qf = shared.build_filter(shared.filter_plan(flt), self._condition, self._filter) if flt and flt.conditions else None
+            own = []
+            for plan, vectors in searches:
+                made = self._requests(plan, vectors, qf, exact)
+                own.append((len(requests), made is not None))
+                requests += made or []
+            spans.append(own)
+        fields = ", ".join(dict.fromkeys(f for searches, _, _ in queries for plan, _ in searches for f in plan.fields))
         try:
             found = [r.points for r in client.query_batch_points(self.collection, requests=requests)] if requests else []
         except Exception as exc:
             raise QueryError(f"{self.location}: search on {fields} failed: {exc}") from exc
-        out = []
-        for (start, searched), (plan, _) in zip(spans, searches, strict=True):
-            out.append([shared.scored(points, self._field(stage.field))
-                        for points, stage in zip(found[start : start + len(plan.stages)], plan.stages, strict=True)]
-                       if searched else [[] for _ in plan.stages])
-        return out
+        return [[[shared.scored(points, self._field(stage.field))
+                  for points, stage in zip(found[start : start + len(plan.stages)], plan.stages, strict=True)]
+                 if searched else [[] for _ in plan.stages]
+                 for (start, searched), (plan, _) in zip(own, searches, strict=True)]
+                for own, (searches, _, _) in zip(spans, queries, strict=True)]
 
     def _requests(self, plan: SearchPlan, vectors: Mapping[str, Vectors], qf: Any, exact: bool | None) -> list[Any] | None:
         """One query request per stage of `plan` (each a chain of the stages before it); None

@@ -1,4 +1,5 @@
-"""Micro-batching of concurrent query encodes, and the light import paths of the server's CLI."""
+"""Micro-batching of concurrent query encodes and store searches, and the light import paths of the
+server's CLI."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def test_concurrent_queries_share_encoder_calls_and_get_their_own_rows():
     np.testing.assert_allclose(np.concatenate(got), want, atol=1e-6)
     assert all(g.shape == (1, 32) for g in got)
     assert len(HashEncoder.calls) <= 4 < 24  # far fewer encoder calls than queries
-    assert batcher.encoded == 24
+    assert batcher.handled == 24
 
 
 class PickyEncoder(HashEncoder):
@@ -123,8 +124,78 @@ def test_an_engines_query_encoding_batches_concurrent_searches_without_patching_
         batcher.close()
         engine.close()
     assert got == alone
-    assert batcher.encoded == 16 and batcher.batches <= 8  # at least two queries per encoder call
+    assert batcher.handled == 16 and batcher.batches <= 8  # at least two queries per encoder call
     assert "encode_query" not in vars(encoder)  # nothing was patched
+
+
+def test_concurrent_searches_share_store_calls_and_a_bad_one_fails_alone(tmp_path):
+    """The server's other hook: `Engine.store_search` gathers the store searches of concurrent
+    queries into one `Store.search_many` call; each query gets its own lists, as searching alone."""
+    from fake_plugins import make_registry
+
+    from prismrag import Item
+    from prismrag.contracts import SearchPlan
+    from prismrag.engine import Engine
+    from prismrag.errors import QueryError
+    from prismrag.server.batching import SearchBatcher
+
+    (tmp_path / "r.yaml").write_text(textwrap.dedent("""\
+        name: searched
+        store: {use: qdrant-edge, path: store}
+        retrievers:
+          dense: {encoder: {use: hash, dimension: 32}}
+          words: {encoder: {use: hash, dimension: 64, salt: w}}
+        fusion: {use: rrf}
+        """))
+    engine = Engine.from_file(tmp_path / "r.yaml", registry=make_registry())
+    texts = [f"item {i} about {['apples', 'rivers', 'stars', 'bread'][i % 4]}" for i in range(40)]
+    engine.ingest_items([Item(f"d{i}", Modality.TEXT, t) for i, t in enumerate(texts)])
+    queries = [Query.text(f"{texts[i]} and more") for i in range(16)]
+
+    def ranked(q: Query) -> list[tuple[str, float]]:
+        return [(h.id, round(h.score, 6)) for h in engine.search(q)]
+
+    alone = [ranked(q) for q in queries]
+    batcher = SearchBatcher(lambda: engine.collection.store, max_wait=0.05, max_batch=64, name="t")
+    engine.store_search = batcher
+    try:
+        got = _encode_concurrently(ranked, queries)
+        plan = SearchPlan.single("dense", 3)
+        good = np.ones((1, 32), np.float32)
+        outcomes = _encode_concurrently(lambda v: batcher([(plan, {"dense": v})], None, None),
+                                        [good, np.ones((1, 5), np.float32), good])
+    finally:
+        engine.store_search = None
+        batcher.close()
+        engine.close()
+    assert got == alone
+    assert batcher.batches < 16 + 3 and batcher.handled == 16 + 3  # searches shared store calls
+    assert isinstance(outcomes[1], QueryError) and "32-d" in str(outcomes[1])
+    assert [len(o) for o in (outcomes[0], outcomes[2])] == [1, 1] and len(outcomes[0][0][0]) == 3  # one plan, top 3
+
+
+def test_warming_up_batches_searches_and_freezes_what_it_loaded(tmp_path):
+    """After `warm`, the loaded models and stores sit in the GC's permanent generation (full
+    collections no longer walk them), and the engine's searches go through the batchers."""
+    import gc
+
+    from prismrag.server.batching import SearchBatcher
+    from prismrag.server.state import Served, ServerConfig
+
+    (tmp_path / "r.yaml").write_text("name: warm\nstore: {use: qdrant-edge, path: store}\nretrievers:\n"
+                                     "  words: {encoder: {use: bm25}, index: {use: sparse}}\n")
+    gc.unfreeze()
+    served = Served(ServerConfig(recipes=[str(tmp_path / "r.yaml")]))
+    try:
+        served.warm()
+        assert served.status == {"warm": "ready"}
+        assert gc.get_freeze_count() > 0
+        engine = served.engines["warm"]
+        assert isinstance(engine.store_search, SearchBatcher) and isinstance(engine.query_encoding, BatchedQueries)
+    finally:
+        gc.unfreeze()
+        served.close()
+    assert engine.store_search is None and engine.query_encoding is None
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["search", "--server", "http://127.0.0.1:9", "docs", "q"]])

@@ -153,11 +153,15 @@ ID_KEY = "_id"
 """Payload key holding the item id (stores may need a UUID point id of their own)."""
 
 
+QuerySearches = tuple[Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], Filter | None, bool | None]
+"""One query's searches for `Store.search_many`: its (plan, vectors) per retriever, filter, exact."""
+
+
 class Store(Component):
     """Holds every retriever's vectors as named vectors of one collection, one point per item.
 
     Thread safety: the engine never calls a write (`upsert`, `delete`, `optimize`, `drop`,
-    `write_meta`) while another call runs; reads (`search`, `search_plan(s)`, `retrieve`) may run
+    `write_meta`) while another call runs; reads (`search`, `search_plan(s)`, `search_many`, `retrieve`) may run
     in many threads at once.
     """
 
@@ -224,6 +228,14 @@ class Store(Component):
         This default runs them one after another; stores that can send several requests at once
         override it (the built-in ones: one batched engine call or HTTP request for all)."""
         return [self.search_plan(plan, vectors, flt, exact) for plan, vectors in searches]
+
+    def search_many(self, queries: Sequence[QuerySearches]) -> list[list[StageLists]]:
+        """`search_plans` of several queries, each (searches, filter, exact): the concurrent
+        searches a server gathers. Raises if any fails (the caller then asks query by query).
+
+        This default runs them one after another; stores that can send many requests at once
+        override it (the built-in ones: one batched engine call or HTTP request for all)."""
+        return [self.search_plans(searches, flt, exact) for searches, flt, exact in queries]
 
     @abstractmethod
     def retrieve(self, ids: Sequence[str], with_vectors: Sequence[str] = ()) -> dict[str, StoredPoint]:

@@ -1,11 +1,13 @@
-"""Dynamic micro-batching of query encodes, as TEI and Infinity do.
+"""Dynamic micro-batching of concurrent searches, as TEI and Infinity do for encodes.
 
-Concurrent searches each encode one query. A `QueryBatcher` puts those requests on a queue; its
-worker thread takes the first, waits at most `max_wait` seconds for others (up to `max_batch`),
-and encodes them in one `encode_batch` call per modality. While it encodes, new requests queue,
-so under load batches fill without waiting. A batch that fails is retried query by query, so a
-bad query fails alone. `BatchedQueries` is an engine's query encoding (`Engine.query_encoding`)
-through one batcher per retriever: the search pipeline asks it, no encoder is patched.
+Concurrent searches each encode one query and then search the store. A `QueryBatcher` gathers
+the encodes into one `encode_batch` call per modality; a `SearchBatcher` gathers the store
+searches into one `Store.search_many` call. Both are a `Gatherer`: a worker thread takes the
+first request, waits at most `max_wait` seconds for others (up to `max_batch`) and runs them at
+once; while it runs, new requests queue, so under load batches fill without waiting. A batch
+that fails is retried request by request, so a bad request fails alone. `BatchedQueries` is an
+engine's query encoding (`Engine.query_encoding`) through one batcher per retriever, a
+SearchBatcher its `Engine.store_search`: the search pipeline asks them, nothing is patched.
 """
 
 from __future__ import annotations
@@ -14,46 +16,55 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from ..contracts import Encoder
+from ..contracts import Encoder, Filter, QuerySearches, SearchPlan, StageLists, Store
 from ..recipe import Retriever
 from ..types import Query, Vectors, take_rows
 
 _STOP = object()
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 
-class QueryBatcher:
-    """Encodes the queries of many threads for one encoder through one worker."""
+class Gatherer(Generic[In, Out]):
+    """One worker thread that runs the requests of many threads in batches.
 
-    def __init__(self, encoder: Encoder, max_wait: float, max_batch: int, name: str = "",
+    The worker takes the first request, waits at most `max_wait` seconds for others (up to
+    `max_batch`) and hands the batch to `run_batch`; while it runs, new requests queue, so under
+    load batches fill without waiting."""
+
+    def __init__(self, max_wait: float, max_batch: int, name: str,
                  on_batch: Callable[[int], None] | None = None):
-        self.encoder, self.max_wait, self.max_batch = encoder, max_wait, max(1, max_batch)
+        self.max_wait, self.max_batch, self.name = max_wait, max(1, max_batch), name
         self.on_batch = on_batch
-        """Called with the number of queries of each encoder call (for metrics)."""
-        self.name = name or encoder.name
+        """Called with the size of each batch (for metrics)."""
         self._queue: queue.Queue[Any] = queue.Queue()
         self.batches = 0
-        self.encoded = 0
-        self._thread = threading.Thread(target=self._work, name=f"prism-batcher-{self.name}", daemon=True)
+        self.handled = 0
+        self._thread = threading.Thread(target=self._work, name=f"prism-{name}", daemon=True)
         self._thread.start()
 
     def depth(self) -> int:
-        """Queries waiting to be encoded."""
+        """Requests waiting for the worker."""
         return self._queue.qsize()
 
-    def encode_query(self, query: Query) -> Vectors:
-        """The query's vectors, encoded in a batch with the queries that arrive with it."""
-        future: Future[Vectors] = Future()
-        self._queue.put((query, future))
+    def submit(self, request: In) -> Out:
+        """`request`'s outcome, run in a batch with the requests that arrive with it."""
+        future: Future[Out] = Future()
+        self._queue.put((request, future))
         return future.result()
 
     def close(self) -> None:
-        """Stop the worker (after the batch it is encoding)."""
+        """Stop the worker (after the batch it is running)."""
         self._queue.put(_STOP)
         self._thread.join(timeout=5)
+
+    def run_batch(self, batch: list[tuple[In, Future[Out]]]) -> None:
+        """Set each future of `batch` (all are running)."""
+        raise NotImplementedError
 
     def _work(self) -> None:
         while True:
@@ -73,34 +84,86 @@ class QueryBatcher:
                     stop = True
                     break
                 batch.append(nxt)
-            self._run(batch)
+            running = [(r, f) for r, f in batch if f.set_running_or_notify_cancel()]
+            if running:
+                self.run_batch(running)
             if stop:
                 return
 
-    def _run(self, batch: list[tuple[Query, Future[Vectors]]]) -> None:
+    def _count(self, size: int) -> None:
+        self.batches += 1
+        self.handled += size
+        if self.on_batch is not None:
+            self.on_batch(size)
+
+
+class QueryBatcher(Gatherer[Query, Vectors]):
+    """Encodes the queries of many threads for one encoder through one worker: one
+    `encode_batch` call per modality of a batch; a batch that fails is retried query by query,
+    so a bad query fails alone."""
+
+    def __init__(self, encoder: Encoder, max_wait: float, max_batch: int, name: str = "",
+                 on_batch: Callable[[int], None] | None = None):
+        self.encoder = encoder
+        super().__init__(max_wait, max_batch, f"batcher-{name or encoder.name}", on_batch)
+
+    def encode_query(self, query: Query) -> Vectors:
+        """The query's vectors, encoded in a batch with the queries that arrive with it."""
+        return self.submit(query)
+
+    def run_batch(self, batch: list[tuple[Query, Future[Vectors]]]) -> None:
         by_modality: dict[Any, list[tuple[Query, Future[Vectors]]]] = defaultdict(list)
         for query, future in batch:
-            if future.set_running_or_notify_cancel():
-                by_modality[query.modality].append((query, future))
+            by_modality[query.modality].append((query, future))
         for modality, group in by_modality.items():
-            self.batches += 1
-            self.encoded += len(group)
-            if self.on_batch is not None:
-                self.on_batch(len(group))
+            self._count(len(group))
             try:
                 vectors = self.encoder.encode_batch([q.content for q, _ in group], modality, "query")
             except BaseException as exc:
-                if len(group) == 1:
-                    group[0][1].set_exception(exc)
-                    continue
-                for query, future in group:  # each query gets its own outcome
-                    try:
-                        future.set_result(self.encoder.encode_query(query))
-                    except BaseException as own:
-                        future.set_exception(own)
+                one_by_one(group, exc, self.encoder.encode_query)
                 continue
             for i, (_, future) in enumerate(group):
                 future.set_result(take_rows(vectors, [i]))
+
+
+class SearchBatcher(Gatherer[QuerySearches, list[StageLists]]):
+    """Runs the store searches of many threads' queries in one `Store.search_many` call (the
+    qdrant-edge binding holds the GIL for each call: one call for a batch instead of one per
+    query). Every requesting thread is inside the engine's read section while it waits, so no
+    write runs meanwhile. `store()` is asked at each batch (a rebuild swaps the store)."""
+
+    def __init__(self, store: Callable[[], Store], max_wait: float, max_batch: int, name: str,
+                 on_batch: Callable[[int], None] | None = None):
+        self.store = store
+        super().__init__(max_wait, max_batch, f"searches-{name}", on_batch)
+
+    def __call__(self, searches: Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], flt: Filter | None,
+                 exact: bool | None) -> list[StageLists]:
+        """A `StoreSearch` (`Engine.store_search`)."""
+        return self.submit((searches, flt, exact))
+
+    def run_batch(self, batch: list[tuple[QuerySearches, Future[list[StageLists]]]]) -> None:
+        self._count(len(batch))
+        store = self.store()
+        try:
+            found = store.search_many([request for request, _ in batch])
+        except BaseException as exc:
+            one_by_one(batch, exc, lambda r: store.search_plans(*r))
+            return
+        for (_, future), lists in zip(batch, found, strict=True):
+            future.set_result(lists)
+
+
+def one_by_one(group: Sequence[tuple[In, Future[Out]]], exc: BaseException, run: Callable[[In], Out]) -> None:
+    """After a batch failed with `exc`: each request gets its own outcome (a bad one fails alone)."""
+    if len(group) == 1:
+        group[0][1].set_exception(exc)
+        return
+    for request, future in group:
+        try:
+            future.set_result(run(request))
+        except BaseException as own:
+            future.set_exception(own)
 
 
 class BatchedQueries:

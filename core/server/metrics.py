@@ -27,6 +27,8 @@ class ServerMetrics:
                                  ["recipe", "retriever"], registry=self.registry)
         self.batch_size = Histogram("prism_encode_batch_queries", "queries per batched encode call", ["recipe"],
                                     registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+        self.search_batch = Histogram("prism_search_batch_queries", "queries per batched store search call", ["recipe"],
+                                      registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128))
         self.ingest_batch = Histogram("prism_ingest_batch_requests", "ingest requests merged into one engine run",
                                       ["recipe"], registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
