@@ -77,6 +77,29 @@ def test_a_failing_query_fails_alone():
     assert got[0].shape == (1, 16) and got[2].shape == (1, 16)
 
 
+def test_a_closed_batcher_answers_what_came_before_and_refuses_what_comes_after():
+    encoder = HashEncoder(HashEncoder.Params(dimension=8, delay=0.2))
+    batcher = QueryBatcher(encoder, max_wait=0.0, max_batch=1)
+    got: list = []
+    first = threading.Thread(target=lambda: got.append(batcher.encode_query(Query.text("asked before"))))
+    first.start()
+    while batcher.batches == 0:  # the first query is being encoded (0.2 s)
+        threading.Event().wait(0.005)
+    queued = threading.Thread(target=lambda: got.append(batcher.encode_query(Query.text("queued before"))))
+    queued.start()
+    while batcher.depth() == 0:
+        threading.Event().wait(0.005)
+    batcher.close()
+    first.join(5)
+    queued.join(5)
+    assert len(got) == 2 and all(g.shape == (1, 8) for g in got)  # both were answered
+    from prismrag.server.security import ServerError
+
+    with pytest.raises(ServerError, match="shutting down") as refused:  # at once, instead of waiting forever
+        batcher.encode_query(Query.text("asked after"))
+    assert refused.value.status == 503
+
+
 def test_mixed_modalities_are_batched_apart():
     encoder = HashEncoder(HashEncoder.Params(dimension=16))
     batcher = QueryBatcher(encoder, max_wait=0.05, max_batch=8)

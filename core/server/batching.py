@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 from ..contracts import Encoder, Filter, QuerySearches, SearchPlan, StageLists, Store
 from ..recipe import Retriever
 from ..types import Query, Vectors, take_rows
+from .security import ServerError
 
 _STOP = object()
 In = TypeVar("In")
@@ -42,6 +43,7 @@ class Gatherer(Generic[In, Out]):
         self.on_batch = on_batch
         """Called with the size of each batch (for metrics)."""
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._closed = False
         self.batches = 0
         self.handled = 0
         self._thread = threading.Thread(target=self._work, name=f"prism-{name}", daemon=True)
@@ -53,14 +55,32 @@ class Gatherer(Generic[In, Out]):
 
     def submit(self, request: In) -> Out:
         """`request`'s outcome, run in a batch with the requests that arrive with it."""
+        if self._closed:
+            raise self._closed_error()
         future: Future[Out] = Future()
         self._queue.put((request, future))
+        if self._closed and not self._thread.is_alive():  # closed while putting: nobody would answer
+            self._fail_queued()
         return future.result()
 
     def close(self) -> None:
-        """Stop the worker (after the batch it is running)."""
+        """Stop the worker after what was asked before (later requests fail with a 503)."""
+        self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout=5)
+        self._fail_queued()
+
+    def _closed_error(self) -> ServerError:
+        return ServerError(503, f"{self.name}: the server is shutting down")
+
+    def _fail_queued(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _STOP and item[1].set_running_or_notify_cancel():
+                item[1].set_exception(self._closed_error())
 
     def run_batch(self, batch: list[tuple[In, Future[Out]]]) -> None:
         """Set each future of `batch` (all are running)."""
