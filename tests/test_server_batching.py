@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -187,12 +188,21 @@ def test_concurrent_searches_share_store_calls_and_a_bad_one_fails_alone(tmp_pat
         good = np.ones((1, 32), np.float32)
         outcomes = _encode_concurrently(lambda v: batcher([(plan, {"dense": v})], None, None),
                                         [good, np.ones((1, 5), np.float32), good])
+        shared = (batcher.batches, batcher.handled)
+        waits = []
+        for size in (SearchBatcher.LOADED, 1):
+            futures: list[Future] = [Future() for _ in range(size)]
+            batcher.run_batch([(([(plan, {"dense": good})], None, None), f) for f in futures
+                               if f.set_running_or_notify_cancel()])
+            waits.append(batcher.wait())
+            assert all(len(f.result(0)[0][0]) == 3 for f in futures)
     finally:
         engine.store_search = None
         batcher.close()
         engine.close()
     assert got == alone
-    assert batcher.batches < 16 + 3 and batcher.handled == 16 + 3  # searches shared store calls
+    assert shared[0] < 16 + 3 and shared[1] == 16 + 3  # searches shared store calls
+    assert waits == pytest.approx([0.15, 0.05])  # a longer wait for company only after a big batch
     assert isinstance(outcomes[1], QueryError) and "32-d" in str(outcomes[1])
     assert [len(o) for o in (outcomes[0], outcomes[2])] == [1, 1] and len(outcomes[0][0][0]) == 3  # one plan, top 3
 

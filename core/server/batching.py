@@ -86,17 +86,22 @@ class Gatherer(Generic[In, Out]):
         """Set each future of `batch` (all are running)."""
         raise NotImplementedError
 
+    def wait(self) -> float:
+        """Seconds the next batch waits for company after its first request."""
+        return self.max_wait
+
     def _work(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
                 return
             batch = [first]
-            deadline = time.perf_counter() + self.max_wait
+            wait = self.wait()
+            deadline = time.perf_counter() + wait
             stop = False
             while len(batch) < self.max_batch:
                 try:
-                    nxt = self._queue.get_nowait() if self.max_wait <= 0 else self._queue.get(
+                    nxt = self._queue.get_nowait() if wait <= 0 else self._queue.get(
                         timeout=max(0.0, deadline - time.perf_counter()))
                 except queue.Empty:
                     break
@@ -152,10 +157,21 @@ class SearchBatcher(Gatherer[QuerySearches, list[StageLists]]):
     query). Every requesting thread is inside the engine's read section while it waits, so no
     write runs meanwhile. `store()` is asked at each batch (a rebuild swaps the store)."""
 
+    LOADED = 8
+    """A batch at least this big says the server is loaded (see `wait`)."""
+
     def __init__(self, store: Callable[[], Store], max_wait: float, max_batch: int, name: str,
                  on_batch: Callable[[int], None] | None = None):
         self.store = store
+        self._last = 0
         super().__init__(max_wait, max_batch, f"searches-{name}", on_batch)
+
+    def wait(self) -> float:
+        """Three times `max_wait` after a batch of `LOADED` searches or more, else `max_wait`.
+        Under load the queries of one encode batch reach the store in waves (each thread needs
+        the GIL for a moment first): 2 ms gathered ~17 of an encode batch's ~49, 6 ms ~29, for
+        fewer GIL-holding engine calls; a lone query waits no longer than before."""
+        return self.max_wait * 3 if self._last >= self.LOADED else self.max_wait
 
     def __call__(self, searches: Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], flt: Filter | None,
                  exact: bool | None) -> list[StageLists]:
@@ -164,6 +180,7 @@ class SearchBatcher(Gatherer[QuerySearches, list[StageLists]]):
 
     def run_batch(self, batch: list[tuple[QuerySearches, Future[list[StageLists]]]]) -> None:
         self._count(len(batch))
+        self._last = len(batch)
         store = self.store()
         try:
             found = store.search_many([request for request, _ in batch])
