@@ -37,6 +37,20 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
 
 
+def settled_snapshot(folder: Path, timeout: float = 5.0) -> dict[str, tuple[int, int]]:
+    """The folder's files once they stop changing: an open shard's write-ahead log prepares its
+    next segment in the background (`wal/tmp-open-N` becomes `wal/open-N` a moment later)."""
+    deadline = time.monotonic() + timeout
+    last = snapshot(folder)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = snapshot(folder)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def recipe(tmp_path: Path, name: str = "kw", store: str = "store") -> Path:
     docs = tmp_path / "docs"
     docs.mkdir(exist_ok=True)
@@ -59,7 +73,7 @@ def test_a_refused_second_process_leaves_the_writers_files_alone(tmp_path):
     writer = edge(root)
     writer.open(FIELDS)
     upsert(writer, 0)
-    before = snapshot(root)
+    before = settled_snapshot(root)
     code = (
         f"import sys; from pathlib import Path; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_hostile_store import edge, FIELDS\n"
@@ -68,7 +82,7 @@ def test_a_refused_second_process_leaves_the_writers_files_alone(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "StoreBusyError" in proc.stderr
     assert f"in another process: pid {os.getpid()}" in proc.stderr
-    assert snapshot(root) == before
+    assert settled_snapshot(root) == before
     for k in range(1, 5):  # the writer goes on
         upsert(writer, 50 * k)
     writer.close()
