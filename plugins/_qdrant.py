@@ -29,6 +29,7 @@ from prismrag.contracts import (
     SearchPlan,
     SparseBatch,
     Stage,
+    StageLists,
     Store,
     StoredPoint,
     VectorField,
@@ -43,12 +44,24 @@ DISTANCE_SIGN = {"cosine": 1.0, "dot": 1.0, "euclid": -1.0, "manhattan": -1.0}
 
 
 class QdrantBase(Store):
-    """The base of both Qdrant stores: they run every search as a plan (nested prefetches)."""
+    """The base of both Qdrant stores: every search is a plan (nested prefetches), and every
+    plan goes through `search_many` (the stores' one batched request)."""
 
     def search(
         self, field: str, vector: Vectors, limit: int, flt: Filter | None = None, exact: bool | None = None
     ) -> list[ScoredId]:
         return self.search_plan(SearchPlan.single(field, limit), {field: vector}, flt, exact)[-1]
+
+    def search_plan(
+        self, plan: SearchPlan, vectors: Mapping[str, Vectors], flt: Filter | None = None, exact: bool | None = None
+    ) -> StageLists:
+        return self.search_plans([(plan, vectors)], flt, exact)[0]
+
+    def search_plans(
+        self, searches: Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], flt: Filter | None = None,
+        exact: bool | None = None,
+    ) -> list[StageLists]:
+        return self.search_many([(searches, flt, exact)])[0]
 
 
 def check_fields(fields: Sequence[VectorField], store: str) -> dict[str, VectorField]:

@@ -349,17 +349,6 @@ class QdrantEdgeStore(QdrantBase):
             self._params[key] = params
         return params
 
-    def search_plan(
-        self, plan: SearchPlan, vectors: Mapping[str, Vectors], flt: Filter | None = None, exact: bool | None = None
-    ) -> StageLists:
-        return self.search_plans([(plan, vectors)], flt, exact)[0]
-
-    def search_plans(
-        self, searches: Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], flt: Filter | None = None,
-        exact: bool | None = None,
-    ) -> list[StageLists]:
-        return self.search_many([(searches, flt, exact)])[0]
-
     def search_many(self, queries: Sequence[QuerySearches]) -> list[list[StageLists]]:
         """Every plan's requests of every query in one engine call: the binding holds the GIL for
         a whole call, so one call per retriever or per query from several threads would only

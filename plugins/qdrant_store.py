@@ -30,7 +30,6 @@ from prismrag.contracts import (
     HASH_KEY,
     ID_KEY,
     Context,
-    Filter,
     MissingDependencyError,
     Params,
     PointBatch,
@@ -315,17 +314,6 @@ class QdrantStore(shared.QdrantBase):
     @staticmethod
     def _filter(must: Any, must_not: Any, should: Any) -> Any:
         return _models().Filter(must=must, must_not=must_not, should=should)
-
-    def search_plan(
-        self, plan: SearchPlan, vectors: Mapping[str, Vectors], flt: Filter | None = None, exact: bool | None = None
-    ) -> StageLists:
-        return self.search_plans([(plan, vectors)], flt, exact)[0]
-
-    def search_plans(
-        self, searches: Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], flt: Filter | None = None,
-        exact: bool | None = None,
-    ) -> list[StageLists]:
-        return self.search_many([(searches, flt, exact)])[0]
 
     def search_many(self, queries: Sequence[QuerySearches]) -> list[list[StageLists]]:
         """Every plan's requests of every query in one `query_batch_points` call: one round trip."""
