@@ -39,7 +39,7 @@ from .items import (
 from .query import as_query
 from .recipe import BuiltRecipe, ComponentSpec, build_recipe, load_recipe_spec, validate_recipe_file
 from .registry import Registry
-from .search import QueryEncoding, SearchPipeline, SearchResult, StoreSearch
+from .search import PreparedSearch, SearchPipeline, SearchResult
 from .types import Hit, Item, Modality
 
 FilterSpec = str | Sequence[str] | Mapping[str, Any] | Filter | None
@@ -47,7 +47,7 @@ FilterSpec = str | Sequence[str] | Mapping[str, Any] | Filter | None
 
 
 class SearchOptions(TypedDict, total=False):
-    """The keyword options of `Engine.search` and `Engine.search_detailed`."""
+    """The keyword options of `Engine.search`, `search_detailed`, `search_many` and `prepare_search`."""
 
     top_k: int | None
     filter: FilterSpec
@@ -312,7 +312,25 @@ class Engine:
         """
         return self.search_detailed(query, **options).hits
 
-    def search_detailed(
+    def search_detailed(self, query: Any, **options: Unpack[SearchOptions]) -> SearchResult:
+        """Like `search`, plus per-stage timings and the retrievers the query went to."""
+        [result] = self.search_prepared([self.prepare_search(query, **options)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def search_many(self, queries: Sequence[Any], **options: Unpack[SearchOptions]) -> list[SearchResult]:
+        """`search_detailed` of many queries with the same options, in one encoder call per
+        retriever and one store call: much faster than one by one (an evaluation, a batch job).
+        Raises the first query's error if any fails."""
+        prepared = [self.prepare_search(q, **options) for q in queries]
+        results = self.search_prepared(prepared)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results  # type: ignore[return-value]
+
+    def prepare_search(
         self,
         query: Any,
         *,
@@ -322,8 +340,9 @@ class Engine:
         modality: Modality | str | None = None,
         exact: bool | None = None,
         retrievers: Sequence[str] | None = None,
-    ) -> SearchResult:
-        """Like `search`, plus per-stage timings and the retrievers the query went to."""
+    ) -> PreparedSearch:
+        """A query checked and made ready to search (see `search` for the options); raises what
+        is wrong with it before any model runs. Then `search_prepared` (or `encode_prepared`)."""
         k = self.recipe.spec.search.top_k if top_k is None else top_k
         if k <= 0:
             raise QueryError(f"top_k must be positive, got {k}")
@@ -334,34 +353,26 @@ class Engine:
             self._search.fusion_with(weights)
             raise self.collection.nothing_indexed()
         self.open()
-        result = self._search.run(q, k, flt, weights, exact, retrievers, reading=self._rw.read)
-        if not result.hits and flt is not None:
-            with self._rw.read():
-                hint = empty_result_hint(self.store, flt)
-            if hint:
-                result.notes.append(hint)
-        return result
+        return self._search.prepare(q, k, flt, weights, exact, retrievers)
 
-    @property
-    def query_encoding(self) -> QueryEncoding | None:
-        """How searches get a retriever's query vectors: `fn(retriever, query)`; None (the
-        default): the retriever's encoder. `prism serve` sets it to batch concurrent queries."""
-        return self._search.query_encoding
+    def encode_prepared(self, prepared: Sequence[PreparedSearch]) -> None:
+        """Encode the queries (one encoder call per retriever and modality; see
+        `SearchPipeline.encode_many`). Touches no store: takes no lock."""
+        self._search.encode_many(prepared)
 
-    @query_encoding.setter
-    def query_encoding(self, encode: QueryEncoding | None) -> None:
-        self._search.query_encoding = encode
-
-    @property
-    def store_search(self) -> StoreSearch | None:
-        """How searches run their plans on the store: `fn(searches, filter, exact)`, called
-        inside the read section; None (the default): the store's `search_plans`. `prism serve`
-        sets it to gather concurrent searches into one `Store.search_many`."""
-        return self._search.store_search
-
-    @store_search.setter
-    def store_search(self, search: StoreSearch | None) -> None:
-        self._search.store_search = search
+    def search_prepared(self, prepared: Sequence[PreparedSearch]) -> list[SearchResult | Exception]:
+        """The results of prepared queries, encoding those not yet encoded, then searching all in
+        one read section; a query that failed gets its exception in its place (the others their
+        results). How `prism serve` runs a batch of concurrent queries."""
+        self.encode_prepared(prepared)
+        results = self._search.search_prepared(prepared, reading=self._rw.read)
+        for p, result in zip(prepared, results, strict=True):
+            if not isinstance(result, Exception) and not result.hits and p.filter is not None:
+                with self._rw.read():
+                    hint = empty_result_hint(self.store, p.filter)
+                if hint:
+                    result.notes.append(hint)
+        return results
 
     def fusion_with(self, weights: Mapping[str, float] | None) -> Fusion | None:
         """The recipe's fusion with query-time `weights` over its own (validated like them)."""

@@ -1,6 +1,7 @@
-"""Search as a pipeline: route the query by modality -> run each retriever's plan -> fuse ->
-rerank -> assemble hits with provenance. It receives the recipe and the collection; the engine
-says when it may read the store (`run(reading=...)`, its read lock, taken after the encoders)."""
+"""Search as a pipeline: route the query by modality -> encode -> run each retriever's plan ->
+fuse -> rerank -> assemble hits with provenance, for one query or a batch of them. It receives
+the recipe and the collection; the engine says when it may read the store
+(`search_prepared(reading=...)`, its read lock, taken after the encoders)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from .types import (
     StageTrace,
     Vectors,
     rows_of,
+    take_rows,
 )
 
 
@@ -45,12 +47,6 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
     """Hints for the user, e.g. which values a field holds when a filter matched nothing."""
 
-
-QueryEncoding = Callable[[Retriever, Query], Vectors]
-"""How a search gets a retriever's query vectors (`SearchPipeline.query_encoding`)."""
-StoreSearch = Callable[[Sequence[tuple[SearchPlan, Mapping[str, Vectors]]], Filter | None, bool | None], list[StageLists]]
-"""How a search runs its retrievers' plans on the store (`SearchPipeline.store_search`); called
-inside the engine's read section."""
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -84,10 +80,8 @@ def _tie_key(s: ScoredId) -> tuple[float, str]:
 
 
 class _StoreRerankContext(RerankContext):
-    def __init__(self, recipe: BuiltRecipe, collection: Collection, query: Query, query_vectors: dict[str, Vectors],
-                 encode: QueryEncoding):
+    def __init__(self, recipe: BuiltRecipe, collection: Collection, query: Query, query_vectors: dict[str, Vectors]):
         self.recipe, self.collection, self.query, self._query_vectors = recipe, collection, query, query_vectors
-        self._encode = encode
 
     def rows(self, retriever: str, ids: Sequence[str]) -> list[Row]:
         if retriever not in self.recipe.retrievers:
@@ -101,26 +95,38 @@ class _StoreRerankContext(RerankContext):
 
     def query_vectors(self, retriever: str) -> Vectors:
         if retriever not in self._query_vectors:
-            self._query_vectors[retriever] = self._encode(self.recipe.retrievers[retriever], self.query)
+            self._query_vectors[retriever] = self.recipe.retrievers[retriever].encoder.encode_query(self.query)
         return self._query_vectors[retriever]
 
 
+@dataclass(eq=False)
+class PreparedSearch:
+    """One query made ready to search (`SearchPipeline.prepare`): routed, its fusion and filter
+    checked. `encode_many` sets its `vectors` (or its `error`); `search_prepared` searches it."""
+
+    query: Query
+    top_k: int
+    filter: Filter | None
+    exact: bool | None
+    routed: list[Retriever]
+    fusion: Fusion | None
+    vectors: dict[str, Vectors] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    error: Exception | None = None
+    """Why this query failed on its own (its encode or its search); the others go on."""
+
+    def retrievers_to_encode(self) -> list[Retriever]:
+        """Its retrievers whose query vectors are still missing (none once it failed)."""
+        return [] if self.error is not None else [r for r in self.routed if r.name not in self.vectors]
+
+
 class SearchPipeline:
-    """Runs one query through the recipe's retrievers, fusion and rerankers."""
+    """Runs queries through the recipe's retrievers, fusion and rerankers: one at a time (`run`)
+    or many at once (`prepare` each, `encode_many`, `search_prepared`: one encoder call per
+    retriever and modality and one store call for all, as a server's concurrent queries)."""
 
     def __init__(self, recipe: BuiltRecipe, collection: Collection):
         self.recipe, self.collection = recipe, collection
-        self.query_encoding: QueryEncoding | None = None
-        """Set by a front end to encode queries its own way (`prism serve` batches concurrent
-        ones); None: each retriever's encoder encodes."""
-        self.store_search: StoreSearch | None = None
-        """Set by a front end to run store searches its own way (`prism serve` gathers concurrent
-        ones into one `Store.search_many`); None: the store's `search_plans`."""
-
-    def encode_query(self, retriever: Retriever, query: Query) -> Vectors:
-        """The query's vectors for `retriever`, through `query_encoding` when one is set."""
-        encode = self.query_encoding
-        return retriever.encoder.encode_query(query) if encode is None else encode(retriever, query)
 
     # ---------------------------------------------------------------- route
 
@@ -144,6 +150,19 @@ class SearchPipeline:
             )
         return routed
 
+    def prepare(
+        self, query: Query, top_k: int, flt: Filter | None, weights: Mapping[str, float] | None,
+        exact: bool | None = None, only: Sequence[str] | None = None,
+    ) -> PreparedSearch:
+        """Check a query before any encoding: its retrievers, fusion weights and filter fields."""
+        routed = self.route(query, only)
+        fusion = self.fusion_with(weights)
+        if not self.collection.ingested():
+            raise self.collection.nothing_indexed()
+        if flt is not None:
+            self.collection.check_filter(flt)
+        return PreparedSearch(query, top_k, flt, exact, routed, fusion)
+
     # ---------------------------------------------------------------- plan
 
     def plan(self, retriever: Retriever, exact: bool | None) -> SearchPlan:
@@ -155,44 +174,93 @@ class SearchPipeline:
 
     def retrieve(
         self, retriever: Retriever, query: Query, flt: Filter | None, exact: bool | None, timings: dict[str, float],
-        vectors: Vectors | None = None,
     ) -> tuple[Vectors, SearchPlan, StageLists]:
-        """The retriever's lists for `query` (its stages' lists, the last one final), encoding
-        it first unless its `vectors` are given."""
-        if vectors is None:
-            vectors = self._encode(retriever, query, timings)
-        [(plan, lists)] = self.search_lists([retriever], {retriever.name: vectors}, flt, exact, timings)
-        return vectors, plan, lists
+        """The retriever's query vectors, plan and lists (its stages' lists, the last one final)."""
+        prepared = PreparedSearch(query, retriever.top_k, flt, exact, [retriever], None, timings=timings)
+        self.encode_many([prepared])
+        [found] = self._search_many([prepared]) if prepared.error is None else [prepared.error]
+        if isinstance(found, Exception):
+            raise found
+        [(plan, lists)] = found
+        return prepared.vectors[retriever.name], plan, lists
 
-    def search_lists(
-        self, routed: Sequence[Retriever], qvecs: Mapping[str, Vectors], flt: Filter | None, exact: bool | None,
-        timings: dict[str, float],
-    ) -> list[tuple[SearchPlan, StageLists]]:
-        """Each retriever's plan and lists, from one store call for all of them (`search_plans`:
-        a batched engine call or HTTP request where the store has one)."""
+    def _search_many(self, prepared: Sequence[PreparedSearch]) -> list[list[tuple[SearchPlan, StageLists]] | Exception]:
+        """Every query's plans and lists from one `Store.search_many` call (a batched engine call
+        or HTTP request where the store has one); if it fails, query by query, so a bad one
+        fails alone."""
         t = time.perf_counter()
-        searches = []
-        for r in routed:
-            plan = self.plan(r, exact)
-            by_field = self.collection.field_vectors(r, qvecs[r.name], role="query")
-            searches.append((plan, {f: by_field[f] for f in plan.fields}))
-        search = self.store_search or self.collection.store.search_plans
-        found = search(searches, flt, exact)
-        # Engines break exact ties in their own order; by id, every backend ranks alike.
-        out = [(plan, [sorted(lst, key=_tie_key) for lst in lists]) for (plan, _), lists in zip(searches, found, strict=True)]
-        timings["search"] = time.perf_counter() - t
+        requests = []
+        for p in prepared:
+            searches = []
+            for r in p.routed:
+                plan = self.plan(r, p.exact)
+                by_field = self.collection.field_vectors(r, p.vectors[r.name], role="query")
+                searches.append((plan, {f: by_field[f] for f in plan.fields}))
+            requests.append((searches, p.filter, p.exact))
+        store = self.collection.store
+        found: list[list[StageLists] | Exception]
+        try:
+            found = list(store.search_many(requests))
+        except Exception:
+            found = []
+            for request in requests:
+                try:
+                    found.append(store.search_plans(*request))
+                except Exception as exc:
+                    found.append(exc)
+        elapsed = time.perf_counter() - t
+        out: list[list[tuple[SearchPlan, StageLists]] | Exception] = []
+        for p, (searches, _, _), lists in zip(prepared, requests, found, strict=True):
+            p.timings["search"] = elapsed
+            if isinstance(lists, Exception):
+                out.append(lists)
+                continue
+            # Engines break exact ties in their own order; by id, every backend ranks alike.
+            out.append([(plan, [sorted(lst, key=_tie_key) for lst in stage_lists])
+                        for (plan, _), stage_lists in zip(searches, lists, strict=True)])
         return out
 
-    def _encode(self, retriever: Retriever, query: Query, timings: dict[str, float]) -> Vectors:
-        t = time.perf_counter()
-        vectors = self.encode_query(retriever, query)
-        timings[f"encode:{retriever.name}"] = time.perf_counter() - t
-        return vectors
+    # ---------------------------------------------------------------- encode
 
-    def encode(self, routed: Sequence[Retriever], query: Query, timings: dict[str, float]) -> dict[str, Vectors]:
-        """The query's vectors for each routed retriever, encoded at once."""
-        vectors = _each_retriever(lambda r: self._encode(r, query, timings), routed)
-        return {r.name: v for r, v in zip(routed, vectors, strict=True)}
+    def encode_many(self, prepared: Sequence[PreparedSearch]) -> None:
+        """Set each query's vectors: per retriever (the retrievers at once), one `encode_batch`
+        call per query modality. A batch that fails is encoded query by query, so a bad query
+        gets its own `error` and the others their vectors."""
+        todo = [(p, {r.name: r for r in p.retrievers_to_encode()}) for p in prepared]
+        retrievers = list({name: r for _, rs in todo for name, r in rs.items()}.values())
+        if retrievers:
+            _each_retriever(lambda r: self._encode_for(r, [p for p, rs in todo if r.name in rs]), retrievers)
+
+    @staticmethod
+    def _encode_for(retriever: Retriever, prepared: Sequence[PreparedSearch]) -> None:
+        by_modality: dict[Modality, list[PreparedSearch]] = {}
+        for p in prepared:
+            by_modality.setdefault(p.query.modality, []).append(p)
+        key = f"encode:{retriever.name}"
+        for modality, group in by_modality.items():
+            t = time.perf_counter()
+            try:
+                if len(group) == 1:
+                    rows = [retriever.encoder.encode_query(group[0].query)]
+                else:
+                    batch = retriever.encoder.encode_batch([p.query.content for p in group], modality, "query")
+                    rows = [take_rows(batch, [i]) for i in range(len(group))]
+            except Exception as exc:
+                if len(group) == 1:
+                    group[0].error = exc
+                    continue
+                for p in group:
+                    try:
+                        t = time.perf_counter()
+                        p.vectors[retriever.name] = retriever.encoder.encode_query(p.query)
+                        p.timings[key] = time.perf_counter() - t
+                    except Exception as own:
+                        p.error = own
+                continue
+            elapsed = time.perf_counter() - t
+            for p, row in zip(group, rows, strict=True):
+                p.vectors[retriever.name] = row
+                p.timings[key] = elapsed
 
     # ---------------------------------------------------------------- fuse
 
@@ -251,50 +319,57 @@ class SearchPipeline:
 
     # ---------------------------------------------------------------- run
 
-    def run(
-        self, query: Query, top_k: int, flt: Filter | None, weights: Mapping[str, float] | None,
-        exact: bool | None = None, only: Sequence[str] | None = None,
-        reading: Callable[[], AbstractContextManager[Any]] = nullcontext,
-    ) -> SearchResult:
-        """Encode the query, then search, fuse, fetch payloads, rerank and assemble inside one
-        `reading()` section (the engine's read lock): encoders touch no store, so a query being
-        encoded holds back no ingest, and an ingest holds back no encoding."""
-        routed = self.route(query, only)
-        fusion = self.fusion_with(weights)  # a bad override fails before any encoding
-        if not self.collection.ingested():
-            raise self.collection.nothing_indexed()
-        if flt is not None:
-            self.collection.check_filter(flt)
-        timings: dict[str, float] = {}
-        qvecs = self.encode(routed, query, timings)
+    def search_prepared(
+        self, prepared: Sequence[PreparedSearch], reading: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    ) -> list[SearchResult | Exception]:
+        """Search the encoded queries inside one `reading()` section (the engine's read lock, taken
+        after the encoders ran: they touch no store, so a query being encoded holds back no ingest):
+        one store call for all their plans and one payload read for all their hits, then each
+        query's fusion, rerankers and hits. A query that fails (its `error`, or its own search)
+        gets its exception in its place."""
+        live = [p for p in prepared if p.error is None]
         with reading():
-            return self._search(query, routed, fusion, qvecs, top_k, flt, exact, timings)
+            found = dict(zip(map(id, live), self._search_many(live), strict=True)) if live else {}
+            fused = {id(p): self._fuse(p, found[id(p)]) for p in live if not isinstance(found[id(p)], Exception)}
+            t = time.perf_counter()
+            wanted = list(dict.fromkeys(f.id for entries, *_ in fused.values() for f in entries))
+            payloads = self.collection.store.retrieve(wanted) if wanted else {}
+            elapsed = time.perf_counter() - t
+            out: list[SearchResult | Exception] = []
+            for p in prepared:
+                outcome = p.error or found.get(id(p))
+                if isinstance(outcome, Exception):
+                    out.append(outcome)
+                    continue
+                p.timings["payload"] = elapsed
+                try:
+                    out.append(self._finish(p, *fused[id(p)], payloads))
+                except Exception as exc:
+                    out.append(exc)
+        return out
 
-    def _search(
-        self, query: Query, routed: Sequence[Retriever], fusion: Fusion | None, qvecs: dict[str, Vectors],
-        top_k: int, flt: Filter | None, exact: bool | None, timings: dict[str, float],
-    ) -> SearchResult:
+    def _fuse(self, p: PreparedSearch, searched: list[tuple[SearchPlan, StageLists]]) -> tuple[
+            list[FusedEntry], str | None, dict[str, list[ScoredId]], dict[str, dict[str, tuple[StageTrace, ...]]]]:
         lists: dict[str, list[ScoredId]] = {}
         stages: dict[str, dict[str, tuple[StageTrace, ...]]] = {}
-        for r, (plan, found) in zip(routed, self.search_lists(routed, qvecs, flt, exact, timings), strict=True):
+        for r, (plan, found) in zip(p.routed, searched, strict=True):
             lists[r.name] = found[-1]
             if len(plan.stages) > 1:
                 stages[r.name] = _stage_traces(plan, found)
-
         t = time.perf_counter()
-        fused, fusion_name = self.fuse(fusion, lists)
-        timings["fusion"] = time.perf_counter() - t
+        fused, fusion_name = self.fuse(p.fusion, lists)
+        p.timings["fusion"] = time.perf_counter() - t
+        return fused[: max([p.top_k] + [rr.top_n for rr in self.recipe.rerankers])], fusion_name, lists, stages
 
-        fused = fused[: max([top_k] + [rr.top_n for rr in self.recipe.rerankers])]
-        t = time.perf_counter()
-        payloads = self.collection.store.retrieve([f.id for f in fused]) if fused else {}
-        timings["payload"] = time.perf_counter() - t
-
-        ctx = _StoreRerankContext(self.recipe, self.collection, query, qvecs, self.encode_query)
-        order, scores, traces = self.rerank(query, fused, payloads, ctx, timings)
-        parts = self.locate_parts(routed, order[:top_k], lists, payloads, qvecs)
-        hits = self.assemble(order[:top_k], scores, traces, fused, fusion_name, lists, stages, payloads, parts)
-        return SearchResult(hits, timings, [r.name for r in routed], {r.name: r.top_k for r in routed})
+    def _finish(
+        self, p: PreparedSearch, fused: list[FusedEntry], fusion_name: str | None, lists: dict[str, list[ScoredId]],
+        stages: dict[str, dict[str, tuple[StageTrace, ...]]], payloads: Mapping[str, Any],
+    ) -> SearchResult:
+        ctx = _StoreRerankContext(self.recipe, self.collection, p.query, p.vectors)
+        order, scores, traces = self.rerank(p.query, fused, payloads, ctx, p.timings)
+        parts = self.locate_parts(p.routed, order[: p.top_k], lists, payloads, p.vectors)
+        hits = self.assemble(order[: p.top_k], scores, traces, fused, fusion_name, lists, stages, payloads, parts)
+        return SearchResult(hits, p.timings, [r.name for r in p.routed], {r.name: r.top_k for r in p.routed})
 
     # ---------------------------------------------------------------- parts
 

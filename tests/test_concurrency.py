@@ -186,13 +186,16 @@ def test_a_query_being_encoded_holds_back_no_ingest(tmp_path, registry):
     engine.ingest_items(items("vold")[:10])
     ingested = threading.Event()
 
-    def encode_while_ingesting(retriever, query):
+    encoder = engine.recipe.retrievers["dense"].encoder
+    encode_query = encoder.encode_query
+
+    def encode_while_ingesting(query):
         worker = threading.Thread(target=lambda: (engine.ingest_items(items("vnew")[10:12]), ingested.set()))
         worker.start()
         assert ingested.wait(20), "the ingest waited for a query that was only being encoded"
-        return retriever.encoder.encode_query(query)
+        return encode_query(query)
 
-    engine.query_encoding = encode_while_ingesting
+    encoder.encode_query = encode_while_ingesting
     hits = engine.search("w001 w002", top_k=20)
     assert len(hits) == 12  # the search read the store after the ingest: it sees the new items
     engine.close()

@@ -196,7 +196,7 @@ def test_metrics_count_requests_stages_and_errors(server):
     assert 'prism_requests_total{method="POST",route="/v1/recipes/{recipe}/search",status="200"}' in text
     assert 'prism_search_stage_seconds_count{recipe="docs",stage="encode:dense"}' in text
     assert 'prism_search_batch_queries_count{recipe="docs"}' in text  # searches went through the search batcher
-    assert "prism_errors_total" in text and "prism_encode_queue_depth" in text
+    assert "prism_errors_total" in text and "prism_search_queue_depth" in text
 
 
 def test_a_public_interface_without_a_key_is_refused_at_start(tmp_path):

@@ -1,64 +1,34 @@
-"""Micro-batching of concurrent query encodes and store searches, and the light import paths of the
-server's CLI."""
+"""Micro-batching of concurrent searches (`Engine.search_many`/`search_prepared` and the server's
+`SearchBatcher`), and the light import paths of the server's CLI."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import textwrap
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 
 import numpy as np
 import pytest
-from fake_plugins import HashEncoder
+from fake_plugins import HashEncoder, make_registry
 
-from prismrag import Modality, Query
-from prismrag.server.batching import BatchedQueries, QueryBatcher
-from prismrag.types import Content, Role
+from prismrag import Item, Modality, Query, hookimpl
+from prismrag.engine import Engine
+from prismrag.errors import QueryError
+from prismrag.server.batching import SearchBatcher
+from prismrag.server.security import ServerError
+from prismrag.types import Content, Media, Role
 
 HEAVY = {"torch", "sentence_transformers", "transformers", "open_clip", "fastapi", "uvicorn", "starlette",
          "httpx", "prometheus_client"}
 
 
-def _encode_concurrently(encode, queries: Sequence[Query]) -> list[np.ndarray]:
-    out: list = [None] * len(queries)
-    barrier = threading.Barrier(len(queries))
-
-    def one(i: int) -> None:
-        barrier.wait()
-        try:
-            out[i] = encode(queries[i])
-        except Exception as exc:  # noqa: BLE001 - compared below
-            out[i] = exc
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(queries))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
-
-
-def test_concurrent_queries_share_encoder_calls_and_get_their_own_rows():
-    HashEncoder.calls.clear()
-    encoder = HashEncoder(HashEncoder.Params(dimension=32, delay=0.05))
-    batcher = QueryBatcher(encoder, max_wait=0.02, max_batch=64)
-    queries = [Query.text(f"query number {i} about topic {i % 5}") for i in range(24)]
-    try:
-        got = _encode_concurrently(batcher.encode_query, queries)
-    finally:
-        batcher.close()
-    want = HashEncoder(HashEncoder.Params(dimension=32)).encode_batch([q.content for q in queries], Modality.TEXT, "query")
-    np.testing.assert_allclose(np.concatenate(got), want, atol=1e-6)
-    assert all(g.shape == (1, 32) for g in got)
-    assert len(HashEncoder.calls) <= 4 < 24  # far fewer encoder calls than queries
-    assert batcher.handled == 24
-
-
 class PickyEncoder(HashEncoder):
+    """The hash encoder, except that it cannot encode the text 'bad'."""
+
     name = "picky"
 
     def encode(self, contents: Sequence[Content], modality: Modality, role: Role) -> np.ndarray:
@@ -67,152 +37,139 @@ class PickyEncoder(HashEncoder):
         return super().encode(contents, modality, role)
 
 
-def test_a_failing_query_fails_alone():
-    encoder = PickyEncoder(PickyEncoder.Params(dimension=16, delay=0.02))
-    batcher = QueryBatcher(encoder, max_wait=0.05, max_batch=8)
-    try:
-        got = _encode_concurrently(batcher.encode_query, [Query.text(t) for t in ["good one", "bad", "fine two"]])
-    finally:
-        batcher.close()
-    assert isinstance(got[1], ValueError) and "cannot encode 'bad'" in str(got[1])
-    assert got[0].shape == (1, 16) and got[2].shape == (1, 16)
+class PickyPlugin:
+    @hookimpl
+    def register_encoders(self, register):
+        register(PickyEncoder)
 
 
-def test_a_closed_batcher_answers_what_came_before_and_refuses_what_comes_after():
-    encoder = HashEncoder(HashEncoder.Params(dimension=8, delay=0.2))
-    batcher = QueryBatcher(encoder, max_wait=0.0, max_batch=1)
-    got: list = []
-    first = threading.Thread(target=lambda: got.append(batcher.encode_query(Query.text("asked before"))))
-    first.start()
-    while batcher.batches == 0:  # the first query is being encoded (0.2 s)
-        threading.Event().wait(0.005)
-    queued = threading.Thread(target=lambda: got.append(batcher.encode_query(Query.text("queued before"))))
-    queued.start()
-    while batcher.depth() == 0:
-        threading.Event().wait(0.005)
-    batcher.close()
-    first.join(5)
-    queued.join(5)
-    assert len(got) == 2 and all(g.shape == (1, 8) for g in got)  # both were answered
-    from prismrag.server.security import ServerError
-
-    with pytest.raises(ServerError, match="shutting down") as refused:  # at once, instead of waiting forever
-        batcher.encode_query(Query.text("asked after"))
-    assert refused.value.status == 503
+TEXTS = [f"item {i} about {['apples', 'rivers', 'stars', 'bread'][i % 4]}" for i in range(40)]
 
 
-def test_mixed_modalities_are_batched_apart():
-    encoder = HashEncoder(HashEncoder.Params(dimension=16))
-    batcher = QueryBatcher(encoder, max_wait=0.05, max_batch=8)
-    from prismrag.types import Media
-
-    queries = [Query.text("text query"), Query(Modality.IMAGE, Media(data=b"\x89PNG bytes"))]
-    try:
-        got = _encode_concurrently(batcher.encode_query, queries)
-    finally:
-        batcher.close()
-    for q, g in zip(queries, got, strict=True):
-        np.testing.assert_allclose(g, encoder.encode_batch([q.content], q.modality, "query"))
-
-
-def test_an_engines_query_encoding_batches_concurrent_searches_without_patching_encoders(tmp_path):
-    """The server's hook: `Engine.query_encoding` routes the search pipeline's query encodes
-    (and a reranker's) through the batchers; the encoders stay as they are."""
-    from fake_plugins import make_registry
-
-    from prismrag import Item
-    from prismrag.engine import Engine
-
-    (tmp_path / "r.yaml").write_text(textwrap.dedent("""\
+def hybrid_engine(tmp_path, dense: str = "hash", delay: float = 0.0) -> Engine:
+    """Two retrievers, fusion and an MMR reranker (which asks for query vectors) over 40 items."""
+    (tmp_path / "r.yaml").write_text(textwrap.dedent(f"""\
         name: batched
-        store: {use: qdrant-edge, path: store}
+        store: {{use: qdrant-edge, path: store}}
         retrievers:
-          dense: {encoder: {use: hash, dimension: 32, delay: 0.05}}
-          words: {encoder: {use: hash, dimension: 64, salt: w}}
-        fusion: {use: rrf}
-        rerank: [{use: mmr, retriever: dense}]
+          dense: {{encoder: {{use: {dense}, dimension: 32, delay: {delay}}}}}
+          words: {{encoder: {{use: hash, dimension: 64, salt: w}}}}
+        fusion: {{use: rrf}}
+        rerank: [{{use: mmr, retriever: dense}}]
         """))
-    engine = Engine.from_file(tmp_path / "r.yaml", registry=make_registry())
-    texts = ["apples grow in orchards", "rivers reach the sea", "stars shine at night", "bread is baked"]
-    engine.ingest_items([Item(f"d{i}", Modality.TEXT, t) for i, t in enumerate(texts)])
-    queries = [Query.text(f"{texts[i % 4]} number {i}") for i in range(16)]
-    alone = [[h.id for h in engine.search(q)] for q in queries]
-    encoder = engine.recipe.retrievers["dense"].encoder
-    batcher = QueryBatcher(encoder, max_wait=0.02, max_batch=64)
-    engine.query_encoding = BatchedQueries({"dense": batcher})  # `words` encodes on its own
-    HashEncoder.calls.clear()
-    try:
-        got = _encode_concurrently(lambda q: [h.id for h in engine.search(q)], queries)
-    finally:
-        engine.query_encoding = None
+    registry = make_registry()
+    registry.add_plugin(PickyPlugin(), name="picky")
+    engine = Engine.from_file(tmp_path / "r.yaml", registry=registry)
+    engine.ingest_items([Item(f"d{i}", Modality.TEXT, t) for i, t in enumerate(TEXTS)])
+    return engine
+
+
+def ranked(result) -> list[tuple[str, float]]:
+    return [(h.id, round(h.score, 6)) for h in result.hits]
+
+
+def test_search_many_finds_what_searching_one_by_one_finds_in_one_encoder_call_per_retriever(tmp_path):
+    with hybrid_engine(tmp_path) as engine:
+        queries = [f"{TEXTS[i]} and more" for i in range(16)]
+        alone = [engine.search_detailed(q, top_k=5) for q in queries]
+        HashEncoder.calls.clear()
+        together = engine.search_many(queries, top_k=5)
+        assert [ranked(r) for r in together] == [ranked(r) for r in alone]
+        assert [r.hits[0].provenance.retrievers.keys() for r in together] == [
+            r.hits[0].provenance.retrievers.keys() for r in alone]
+        assert sorted(HashEncoder.calls) == [16, 16]  # one batch per retriever, not 32 calls
+        assert set(together[0].timings) >= {"encode:dense", "encode:words", "search", "fusion", "payload"}
+
+
+def test_a_query_that_fails_in_a_batch_fails_alone(tmp_path):
+    with hybrid_engine(tmp_path, dense="picky") as engine:
+        prepared = [engine.prepare_search(q, top_k=3) for q in ("item 1 about rivers", "bad", "stars")]
+        got = engine.search_prepared(prepared)
+        assert isinstance(got[1], ValueError) and "cannot encode 'bad'" in str(got[1])
+        assert ranked(got[0]) == ranked(engine.search_detailed("item 1 about rivers", top_k=3))
+        assert ranked(got[2]) == ranked(engine.search_detailed("stars", top_k=3))
+        with pytest.raises(ValueError, match="cannot encode 'bad'"):
+            engine.search_many(["stars", "bad"])
+        with pytest.raises(QueryError, match="no retriever named 'nope'"):  # said before anything runs
+            engine.prepare_search("stars", retrievers=["nope"])
+
+
+def test_a_failed_store_call_is_retried_query_by_query(tmp_path, monkeypatch):
+    with hybrid_engine(tmp_path) as engine:
+        queries = ["apples", "rivers", "bread"]
+        alone = [ranked(engine.search_detailed(q)) for q in queries]
+
+        search_many = engine.store.search_many
+        sizes = []
+
+        def fails_when_batched(requests):  # (qdrant's search_plans is a search_many of one)
+            sizes.append(len(requests))
+            if len(requests) > 1:
+                raise RuntimeError("the batched call failed")
+            return search_many(requests)
+
+        monkeypatch.setattr(engine.store, "search_many", fails_when_batched)
+        assert [ranked(r) for r in engine.search_many(queries)] == alone
+        assert sizes == [3, 1, 1, 1]
+
+
+def test_queries_of_other_modalities_are_encoded_apart(tmp_path):
+    with hybrid_engine(tmp_path) as engine:
+        queries = [Query.text("apples and rivers"), Query(Modality.IMAGE, Media(data=b"\x89PNG bytes")),
+                   Query.text("stars at night")]
+        alone = [ranked(engine.search_detailed(q)) for q in queries]
+        HashEncoder.calls.clear()
+        assert [ranked(r) for r in engine.search_many(queries)] == alone
+        assert sorted(HashEncoder.calls) == [1, 1, 2, 2]  # per retriever: the texts together, the image apart
+
+
+def _search_concurrently(batcher: SearchBatcher, prepared: list) -> list:
+    async def all_of() -> list:
+        return await asyncio.gather(*(batcher.asubmit(p) for p in prepared), return_exceptions=True)
+
+    return asyncio.run(all_of())
+
+
+def test_concurrent_searches_share_batches_and_a_bad_one_fails_alone(tmp_path):
+    with hybrid_engine(tmp_path, dense="picky", delay=0.02) as engine:
+        queries = [f"{TEXTS[i]} and more" for i in range(16)] + ["bad"]
+        alone = [ranked(engine.search_detailed(q)) for q in queries[:-1]]
+        batcher = SearchBatcher(engine, max_wait=0.05, max_batch=64, name="t")
+        try:
+            got = _search_concurrently(batcher, [engine.prepare_search(q) for q in queries])
+        finally:
+            batcher.close()
+        assert [ranked(r) for r in got[:-1]] == alone
+        assert isinstance(got[-1], ValueError)
+        assert batcher.handled == 17 and batcher.batches <= 3  # the queries shared encoder and store calls
+
+
+def test_a_closed_batcher_answers_what_came_before_and_refuses_what_comes_after(tmp_path):
+    with hybrid_engine(tmp_path, delay=0.2) as engine:
+        batcher = SearchBatcher(engine, max_wait=0.0, max_batch=1, name="t")
+        got: list = []
+        first = threading.Thread(target=lambda: got.append(batcher.submit(engine.prepare_search("apples"))))
+        first.start()
+        while batcher.batches == 0:  # the first query is being encoded (0.2 s)
+            threading.Event().wait(0.005)
+        queued = threading.Thread(target=lambda: got.append(batcher.submit(engine.prepare_search("rivers"))))
+        queued.start()
+        while batcher.depth() == 0:
+            threading.Event().wait(0.005)
         batcher.close()
-        engine.close()
-    assert got == alone
-    assert batcher.handled == 16 and batcher.batches <= 8  # at least two queries per encoder call
-    assert "encode_query" not in vars(encoder)  # nothing was patched
-
-
-def test_concurrent_searches_share_store_calls_and_a_bad_one_fails_alone(tmp_path):
-    """The server's other hook: `Engine.store_search` gathers the store searches of concurrent
-    queries into one `Store.search_many` call; each query gets its own lists, as searching alone."""
-    from fake_plugins import make_registry
-
-    from prismrag import Item
-    from prismrag.contracts import SearchPlan
-    from prismrag.engine import Engine
-    from prismrag.errors import QueryError
-    from prismrag.server.batching import SearchBatcher
-
-    (tmp_path / "r.yaml").write_text(textwrap.dedent("""\
-        name: searched
-        store: {use: qdrant-edge, path: store}
-        retrievers:
-          dense: {encoder: {use: hash, dimension: 32}}
-          words: {encoder: {use: hash, dimension: 64, salt: w}}
-        fusion: {use: rrf}
-        """))
-    engine = Engine.from_file(tmp_path / "r.yaml", registry=make_registry())
-    texts = [f"item {i} about {['apples', 'rivers', 'stars', 'bread'][i % 4]}" for i in range(40)]
-    engine.ingest_items([Item(f"d{i}", Modality.TEXT, t) for i, t in enumerate(texts)])
-    queries = [Query.text(f"{texts[i]} and more") for i in range(16)]
-
-    def ranked(q: Query) -> list[tuple[str, float]]:
-        return [(h.id, round(h.score, 6)) for h in engine.search(q)]
-
-    alone = [ranked(q) for q in queries]
-    batcher = SearchBatcher(lambda: engine.collection.store, max_wait=0.05, max_batch=64, name="t")
-    engine.store_search = batcher
-    try:
-        got = _encode_concurrently(ranked, queries)
-        plan = SearchPlan.single("dense", 3)
-        good = np.ones((1, 32), np.float32)
-        outcomes = _encode_concurrently(lambda v: batcher([(plan, {"dense": v})], None, None),
-                                        [good, np.ones((1, 5), np.float32), good])
-        shared = (batcher.batches, batcher.handled)
-        waits = []
-        for size in (SearchBatcher.LOADED, 1):
-            futures: list[Future] = [Future() for _ in range(size)]
-            batcher.run_batch([(([(plan, {"dense": good})], None, None), f) for f in futures
-                               if f.set_running_or_notify_cancel()])
-            waits.append(batcher.wait())
-            assert all(len(f.result(0)[0][0]) == 3 for f in futures)
-    finally:
-        engine.store_search = None
-        batcher.close()
-        engine.close()
-    assert got == alone
-    assert shared[0] < 16 + 3 and shared[1] == 16 + 3  # searches shared store calls
-    assert waits == pytest.approx([0.15, 0.05])  # a longer wait for company only after a big batch
-    assert isinstance(outcomes[1], QueryError) and "32-d" in str(outcomes[1])
-    assert [len(o) for o in (outcomes[0], outcomes[2])] == [1, 1] and len(outcomes[0][0][0]) == 3  # one plan, top 3
+        first.join(5)
+        queued.join(5)
+        assert len(got) == 2 and all(r.hits for r in got)  # both were answered
+        with pytest.raises(ServerError, match="shutting down") as refused:  # at once, instead of waiting forever
+            batcher.submit(engine.prepare_search("stars"))
+        assert refused.value.status == 503
 
 
 def test_warming_up_batches_searches_and_freezes_what_it_loaded(tmp_path):
     """After `warm`, the loaded models and stores sit in the GC's permanent generation (full
-    collections no longer walk them), and the engine's searches go through the batchers."""
+    collections no longer walk them), and each recipe's searches have a batcher."""
     import gc
 
-    from prismrag.server.batching import SearchBatcher
     from prismrag.server.state import Served, ServerConfig
 
     (tmp_path / "r.yaml").write_text("name: warm\nstore: {use: qdrant-edge, path: store}\nretrievers:\n"
@@ -223,12 +180,14 @@ def test_warming_up_batches_searches_and_freezes_what_it_loaded(tmp_path):
         served.warm()
         assert served.status == {"warm": "ready"}
         assert gc.get_freeze_count() > 0
-        engine = served.engines["warm"]
-        assert isinstance(engine.store_search, SearchBatcher) and isinstance(engine.query_encoding, BatchedQueries)
+        batcher = served.batchers["warm"]
+        assert batcher.engine is served.engines["warm"]
     finally:
         gc.unfreeze()
         served.close()
-    assert engine.store_search is None and engine.query_encoding is None
+    with pytest.raises(ServerError, match="shutting down"):
+        batcher.submit(None)
+    assert not Served(ServerConfig(recipes=[str(tmp_path / "r.yaml")], batch_wait=0)).batchers  # batching off
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["search", "--server", "http://127.0.0.1:9", "docs", "q"]])

@@ -16,10 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..engine import Engine
 from ..errors import ItemError, MissingDependencyError, ModelNotAvailableError, PrismError
 from ..filters import filter_from_dict, parse_filter_expressions
 from ..ingest import IngestReport
-from ..types import Item, Media, Modality
+from ..search import SearchResult
+from ..types import Item, Media, Modality, Query
 from . import compat, items
 from .ingest_batching import IngestCoalescer
 from .metrics import MetricsMiddleware
@@ -90,6 +92,18 @@ def create_app(config: ServerConfig, served: Served | None = None) -> FastAPI:
         except TimeoutError:
             raise ServerError(504, f"the request took over {timeout:g} s (prism serve --timeout)") from None
 
+    async def searched(engine: Engine, query: Query, **options: Any) -> SearchResult:
+        """A search through the engine's batcher (checked first: a bad request fails before it
+        queues), or on a worker thread when micro-batching is off."""
+        batcher = served.batchers.get(engine.name)
+        if batcher is None:
+            return await run(lambda: engine.search_detailed(query, **options), config.timeout)
+        prepared = engine.prepare_search(query, **options)
+        try:
+            return await asyncio.wait_for(batcher.asubmit(prepared), config.timeout)
+        except TimeoutError:
+            raise ServerError(504, f"the request took over {config.timeout:g} s (prism serve --timeout)") from None
+
     # ------------------------------------------------------------------ errors
 
     @app.exception_handler(PrismError)
@@ -152,8 +166,7 @@ def create_app(config: ServerConfig, served: Served | None = None) -> FastAPI:
             raise ServerError(422, "give `filter` (a dict) or `filters` (expressions), not both")
         query = served.query(engine, body.query, body.media_base64, body.media_path, body.modality)
         flt = filter_from_dict(body.filter) if body.filter is not None else parse_filter_expressions(body.filters)
-        result = await run(lambda: engine.search_detailed(query, top_k=body.top_k, filter=flt, weights=body.weights,
-                                                          exact=body.exact), config.timeout)
+        result = await searched(engine, query, top_k=body.top_k, filter=flt, weights=body.weights, exact=body.exact)
         return JSONText(served.search_body(engine, result, body.explain))
 
     @app.post("/v1/recipes/{recipe}/search/upload", response_model=SearchResponse, responses=ERRORS)
@@ -174,8 +187,7 @@ def create_app(config: ServerConfig, served: Served | None = None) -> FastAPI:
         query = served.media_query(await file.read(), kind)
         flt = parse_filter_expressions(filters or [])
         fusion_weights = _weights(weights)
-        result = await run(lambda: engine.search_detailed(query, top_k=top_k, filter=flt, weights=fusion_weights),
-                           config.timeout)
+        result = await searched(engine, query, top_k=top_k, filter=flt, weights=fusion_weights)
         return JSONText(served.search_body(engine, result, explain))
 
     # ------------------------------------------------------------------ ingest

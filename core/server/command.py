@@ -33,9 +33,9 @@ def register_commands(subparsers: Any) -> None:
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser calls from this origin (repeatable; default: CORS off)")
     p.add_argument("--batch-wait-ms", type=float, default=2.0,
-                   help="how long a query encode (and its store search) waits for others to batch with "
-                        "(0: no micro-batching)")
-    p.add_argument("--max-batch", type=int, default=64, help="most queries encoded (or searched) in one call")
+                   help="how long a search waits for others to batch with (one encoder call, one store "
+                        "call; concurrent ingests likewise); 0: no micro-batching")
+    p.add_argument("--max-batch", type=int, default=64, help="most searches in one batch")
     p.add_argument("--threads", type=int, default=64, help="worker threads for engine calls")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)

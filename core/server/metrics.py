@@ -23,17 +23,15 @@ class ServerMetrics:
                                 registry=self.registry,
                                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
         self.errors = Counter("prism_errors", "requests answered with an error", ["type"], registry=self.registry)
-        self.queue_depth = Gauge("prism_encode_queue_depth", "queries waiting for a batched encode",
-                                 ["recipe", "retriever"], registry=self.registry)
-        self.batch_size = Histogram("prism_encode_batch_queries", "queries per batched encode call", ["recipe"],
-                                    registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128))
-        self.search_batch = Histogram("prism_search_batch_queries", "queries per batched store search call", ["recipe"],
+        self.queue_depth = Gauge("prism_search_queue_depth", "searches waiting for a batch", ["recipe"],
+                                 registry=self.registry)
+        self.search_batch = Histogram("prism_search_batch_queries", "queries per micro-batch (one encoder call per retriever, one store call)", ["recipe"],
                                       registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128))
         self.ingest_batch = Histogram("prism_ingest_batch_requests", "ingest requests merged into one engine run",
                                       ["recipe"], registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
-    def watch_queue(self, recipe: str, retriever: str, depth: Callable[[], int]) -> None:
-        self.queue_depth.labels(recipe, retriever).set_function(depth)
+    def watch_queue(self, recipe: str, depth: Callable[[], int]) -> None:
+        self.queue_depth.labels(recipe).set_function(depth)
 
     def observe_stages(self, recipe: str, timings: Mapping[str, float]) -> None:
         for stage, seconds in timings.items():

@@ -16,7 +16,7 @@ from ..errors import PrismError, QueryError
 from ..explain import explain, explanation_lines
 from ..search import SearchResult
 from ..types import Media, Modality, Query
-from .batching import BatchedQueries, Gatherer, QueryBatcher, SearchBatcher
+from .batching import SearchBatcher
 from .metrics import ServerMetrics
 from .remote_engine import SearchSettings
 from .security import ServerError, media_path
@@ -53,7 +53,7 @@ class Served:
             self.engines[engine.name] = engine
         self.status: dict[str, str] = dict.fromkeys(self.engines, "loading")
         self.metrics = ServerMetrics()
-        self.batchers: list[Gatherer[Any, Any]] = []
+        self.batchers: dict[str, SearchBatcher] = {}
         self.media_roots = [Path(r).expanduser().resolve() for r in config.media_roots]
         self._lock = threading.Lock()
 
@@ -68,29 +68,19 @@ class Served:
 
     def warm(self) -> None:
         """Open each store and load each query encoder (a first encode), then batch concurrent
-        queries' encodes and store searches."""
+        searches (`SearchBatcher`) unless micro-batching is off."""
         for name, engine in self.engines.items():
             try:
                 engine.open()
                 engine.fields()
-                batchers: dict[str, QueryBatcher] = {}
-                for rname, retriever in engine.recipe.retrievers.items():
-                    encoder = retriever.encoder
-                    if encoder.accepts(Modality.TEXT, "query"):
-                        encoder.encode_query(Query.text("warm up"))
-                    if self.config.batch_wait > 0:
-                        batcher = QueryBatcher(encoder, self.config.batch_wait, self.config.max_batch, f"{name}/{rname}",
-                                               self.metrics.batch_size.labels(name).observe)
-                        batchers[rname] = batcher
-                        self.batchers.append(batcher)
-                        self.metrics.watch_queue(name, rname, batcher.depth)
-                if batchers:
-                    engine.query_encoding = BatchedQueries(batchers)
+                for retriever in engine.recipe.retrievers.values():
+                    if retriever.encoder.accepts(Modality.TEXT, "query"):
+                        retriever.encoder.encode_query(Query.text("warm up"))
                 if self.config.batch_wait > 0:
-                    searches = SearchBatcher(lambda e=engine: e.collection.store, self.config.batch_wait,
-                                             self.config.max_batch, name, self.metrics.search_batch.labels(name).observe)
-                    self.batchers.append(searches)
-                    engine.store_search = searches
+                    batcher = SearchBatcher(engine, self.config.batch_wait, self.config.max_batch, name,
+                                            self.metrics.search_batch.labels(name).observe)
+                    self.batchers[name] = batcher
+                    self.metrics.watch_queue(name, batcher.depth)
                 self.status[name] = "ready"
             except Exception as exc:  # reported by /readyz and the log; the server stays up
                 self.status[name] = f"failed: {type(exc).__name__}: {exc}"
@@ -101,10 +91,7 @@ class Served:
         gc.freeze()
 
     def close(self) -> None:
-        for engine in self.engines.values():
-            engine.query_encoding = None  # searches still running encode and search on their own
-            engine.store_search = None
-        for batcher in self.batchers:
+        for batcher in self.batchers.values():
             batcher.close()
         for engine in self.engines.values():
             try:

@@ -1,6 +1,7 @@
 """Load test of `prism serve`: N concurrent clients for S seconds of mixed search (90%) and
-ingest (10%) on a 10k-item index: with micro-batching of query encodes, with one query per
-encoder call through the same worker, and with no batching at all (see --modes).
+ingest (10%) on a 10k-item index: with micro-batching of searches (a batch's queries in one
+encoder call and one store call), with one query at a time through the same worker, and with no
+batching at all (see --modes).
 
 Loopback only. For each mode it starts a real `prism serve` on a temporary copy of the index,
 ingests the corpus (NFCorpus passages from shared/data, 64-word windows, the first --docs), runs
@@ -145,9 +146,9 @@ def main() -> int:
     ap.add_argument("--ingest-ratio", type=float, default=0.1)
     ap.add_argument("--modes", default="2,2:1,0",
                     help="modes to compare, each --batch-wait-ms[:--max-batch] (the first against each other). "
-                         "Default: micro-batching (2 ms, up to 64 queries a call); one query at a time through "
-                         "the same worker (2:1); no batching of queries or ingests at all (0: each request "
-                         "encodes on its own thread, at once)")
+                         "Default: micro-batching (2 ms, up to 64 queries a batch); one query at a time through "
+                         "the same worker (2:1); no batching of searches or ingests at all (0: each request "
+                         "searches on its own thread, at once)")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     ap.add_argument("--cache-dir", type=Path, help="keep the embedding cache here (a rerun skips encoding the corpus)")
     args = ap.parse_args()
@@ -193,7 +194,7 @@ def main() -> int:
                 out.update(index_before=before, index_after=after, lost_items=before + len(set(ids)) - after,
                            corpus_ingest_s=round(ingest_s, 1))
                 metrics = httpx.get(base + "/metrics", timeout=30).text
-                out["encode_batches"] = _metric(metrics, "prism_encode_batch_queries_count")
+                out["batches"] = _metric(metrics, "prism_search_batch_queries_count")
                 out["stage_mean_ms"] = _stage_means(metrics)
                 results["modes"][mode] = out
                 print(f"mode {mode}: {json.dumps(out)}", flush=True)
