@@ -121,9 +121,9 @@ class PreparedSearch:
 
 
 class SearchPipeline:
-    """Runs queries through the recipe's retrievers, fusion and rerankers: one at a time (`run`)
-    or many at once (`prepare` each, `encode_many`, `search_prepared`: one encoder call per
-    retriever and modality and one store call for all, as a server's concurrent queries)."""
+    """Runs queries through the recipe's retrievers, fusion and rerankers, one or many at once:
+    `prepare` each, then `encode_many` (one encoder call per retriever and modality) and
+    `search_prepared` (one store call for all). A single search is a batch of one."""
 
     def __init__(self, recipe: BuiltRecipe, collection: Collection):
         self.recipe, self.collection = recipe, collection
@@ -330,7 +330,13 @@ class SearchPipeline:
         live = [p for p in prepared if p.error is None]
         with reading():
             found = dict(zip(map(id, live), self._search_many(live), strict=True)) if live else {}
-            fused = {id(p): self._fuse(p, found[id(p)]) for p in live if not isinstance(found[id(p)], Exception)}
+            fused = {}
+            for p in live:
+                try:
+                    if not isinstance(found[id(p)], Exception):
+                        fused[id(p)] = self._fuse(p, found[id(p)])
+                except Exception as exc:  # this query's fusion failed: it alone
+                    found[id(p)] = exc
             t = time.perf_counter()
             wanted = list(dict.fromkeys(f.id for entries, *_ in fused.values() for f in entries))
             payloads = self.collection.store.retrieve(wanted) if wanted else {}

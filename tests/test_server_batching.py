@@ -94,6 +94,21 @@ def test_a_query_that_fails_in_a_batch_fails_alone(tmp_path):
             engine.prepare_search("stars", retrievers=["nope"])
 
 
+def test_a_query_whose_fusion_fails_fails_alone(tmp_path, monkeypatch):
+    with hybrid_engine(tmp_path) as engine:
+        fuse = engine._search.fuse
+
+        def picky_fuse(fusion, lists):
+            if any(lst and lst[0].id == "d0" for lst in lists.values()):
+                raise ValueError("cannot fuse d0")
+            return fuse(fusion, lists)
+
+        alone = ranked(engine.search_detailed("item 3 about bread"))
+        monkeypatch.setattr(engine._search, "fuse", picky_fuse)
+        got = engine.search_prepared([engine.prepare_search(q) for q in ("item 0 about apples", "item 3 about bread")])
+        assert isinstance(got[0], ValueError) and ranked(got[1]) == alone
+
+
 def test_a_failed_store_call_is_retried_query_by_query(tmp_path, monkeypatch):
     with hybrid_engine(tmp_path) as engine:
         queries = ["apples", "rivers", "bread"]
