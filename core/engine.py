@@ -342,7 +342,7 @@ class Engine:
         retrievers: Sequence[str] | None = None,
     ) -> PreparedSearch:
         """A query checked and made ready to search (see `search` for the options); raises what
-        is wrong with it before any model runs. Then `search_prepared` (or `encode_prepared`)."""
+        is wrong with it before any model runs. Then `search_prepared`."""
         k = self.recipe.spec.search.top_k if top_k is None else top_k
         if k <= 0:
             raise QueryError(f"top_k must be positive, got {k}")
@@ -355,16 +355,12 @@ class Engine:
         self.open()
         return self._search.prepare(q, k, flt, weights, exact, retrievers)
 
-    def encode_prepared(self, prepared: Sequence[PreparedSearch]) -> None:
-        """Encode the queries (one encoder call per retriever and modality; see
-        `SearchPipeline.encode_many`). Touches no store: takes no lock."""
-        self._search.encode_many(prepared)
-
     def search_prepared(self, prepared: Sequence[PreparedSearch]) -> list[SearchResult | Exception]:
-        """The results of prepared queries, encoding those not yet encoded, then searching all in
-        one read section; a query that failed gets its exception in its place (the others their
-        results). How `prism serve` runs a batch of concurrent queries."""
-        self.encode_prepared(prepared)
+        """The results of prepared queries: encoded (one encoder call per retriever and modality,
+        no lock taken), then searched in one read section; a query that failed gets its exception
+        in its place (the others their results). How `prism serve` runs a batch of concurrent
+        queries."""
+        self._search.encode_many(prepared)
         results = self._search.search_prepared(prepared, reading=self._rw.read)
         for p, result in zip(prepared, results, strict=True):
             if not isinstance(result, Exception) and not result.hits and p.filter is not None:

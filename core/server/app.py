@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
@@ -86,11 +86,7 @@ def create_app(config: ServerConfig, served: Served | None = None) -> FastAPI:
 
     async def run(fn: Callable[[], T], timeout: float) -> T:
         """Run engine work on a worker thread; past `timeout` the client gets a 504."""
-        try:
-            return await asyncio.wait_for(
-                anyio.to_thread.run_sync(fn, limiter=holder["limiter"], abandon_on_cancel=True), timeout)
-        except TimeoutError:
-            raise ServerError(504, f"the request took over {timeout:g} s (prism serve --timeout)") from None
+        return await _within(anyio.to_thread.run_sync(fn, limiter=holder["limiter"], abandon_on_cancel=True), timeout)
 
     async def searched(engine: Engine, query: Query, **options: Any) -> SearchResult:
         """A search through the engine's batcher (checked first: a bad request fails before it
@@ -98,11 +94,7 @@ def create_app(config: ServerConfig, served: Served | None = None) -> FastAPI:
         batcher = served.batchers.get(engine.name)
         if batcher is None:
             return await run(lambda: engine.search_detailed(query, **options), config.timeout)
-        prepared = engine.prepare_search(query, **options)
-        try:
-            return await asyncio.wait_for(batcher.asubmit(prepared), config.timeout)
-        except TimeoutError:
-            raise ServerError(504, f"the request took over {config.timeout:g} s (prism serve --timeout)") from None
+        return await _within(batcher.asubmit(engine.prepare_search(query, **options)), config.timeout)
 
     # ------------------------------------------------------------------ errors
 
@@ -254,6 +246,14 @@ def create_app(config: ServerConfig, served: Served | None = None) -> FastAPI:
     app.add_middleware(GuardMiddleware, api_key=config.api_key, max_body=config.max_body)
     app.add_middleware(MetricsMiddleware, metrics=served.metrics)
     return app
+
+
+async def _within(work: Awaitable[T], timeout: float) -> T:
+    """`work`'s outcome; past `timeout` the client gets a 504."""
+    try:
+        return await asyncio.wait_for(work, timeout)
+    except TimeoutError:
+        raise ServerError(504, f"the request took over {timeout:g} s (prism serve --timeout)") from None
 
 
 def _document_key(app: FastAPI) -> None:

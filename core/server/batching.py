@@ -93,17 +93,13 @@ class Gatherer(Generic[In, Out]):
         """Set each future of `batch` (all are running)."""
         raise NotImplementedError
 
-    def wait(self) -> float:
-        """Seconds the next batch waits for company after its first request."""
-        return self.max_wait
-
     def _work(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
                 return
             batch = [first]
-            wait = self.wait()
+            wait = self.max_wait
             deadline = time.perf_counter() + wait
             stop = False
             while len(batch) < self.max_batch:
